@@ -1,0 +1,135 @@
+"""Hands messages from any thread to the reactor thread in batches, keeping each thread's order.
+
+A sending thread appends to a list under a lock and, only if no drain is scheduled yet, schedules one reactor
+wake-up; the drain takes the whole list at once. So a burst of sends costs one wake-up, not one per message.
+The queue is bounded in bytes: a thread that sends faster than the reactor can write waits for room, and also
+waits while the target says its transport is full, so memory stays bounded end to end.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.logger import Logger
+
+_log = Logger(namespace="leads_twisted.outbox")
+
+#: Queued in place of a message: close the target after everything queued before it.
+CLOSE: Any = object()
+
+#: Bytes a service may hold queued across threads before senders wait.
+DEFAULT_MAX_QUEUED: int = 16 * 1024 * 1024
+
+#: The bookkeeping cost counted for each queued message besides its payload.
+_ENTRY_COST: int = 64
+
+
+class OutboxTarget(Protocol):
+    """Something the outbox delivers to: a connection, or a server broadcasting to all of its connections."""
+
+    def _write_messages(self, messages: list[bytes]) -> None:
+        """Write checked messages, in order, from the reactor thread."""
+
+    def _close_now(self) -> None:
+        """Close, from the reactor thread, after everything written before."""
+
+
+class Outbox:
+    """A bounded, thread-safe queue of ``(target, message)`` drained in the reactor thread."""
+
+    def __init__(
+        self, call_from_thread: Callable[[Callable[[], None]], Any], max_queued: int = DEFAULT_MAX_QUEUED
+    ) -> None:
+        self._call_from_thread = call_from_thread
+        self._max_queued = max_queued
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._targets: list[OutboxTarget] = []
+        self._messages: list[Any] = []
+        self._queued = 0
+        self._has_controls = False
+        self._scheduled = False
+        self._paused = False
+        self._waiting = 0
+
+    def put(self, target: OutboxTarget, message: Any, timeout: float | None = None) -> None:
+        """Queue ``message`` (or ``CLOSE``) for ``target``; wait while the queue is full or the link paused.
+
+        Never call this from the reactor thread: it may wait for the reactor. Raises ``TimeoutError`` if no
+        room came within ``timeout`` seconds.
+        """
+        cost = _ENTRY_COST if message is CLOSE else len(message) + _ENTRY_COST
+        with self._lock:
+            if self._queued + cost > self._max_queued or self._paused:
+                self._wait_for_room(cost, timeout)
+            self._targets.append(target)
+            self._messages.append(message)
+            self._queued += cost
+            if message is CLOSE:
+                self._has_controls = True
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._call_from_thread(self._drain)
+
+    def _wait_for_room(self, cost: int, timeout: float | None) -> None:
+        self._waiting += 1
+        try:
+            # A single message larger than the whole bound goes in once the queue is empty.
+            ready = self._room.wait_for(
+                lambda: not self._paused and (self._queued == 0 or self._queued + cost <= self._max_queued), timeout
+            )
+        finally:
+            self._waiting -= 1
+        if not ready:
+            raise TimeoutError(f"the send queue stayed full for {timeout} s: the peer is not reading")
+
+    def pause(self) -> None:
+        """Hold senders until ``resume``: the transport has as much buffered as it should."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Let held senders go on."""
+        with self._lock:
+            self._paused = False
+            if self._waiting:
+                self._room.notify_all()
+
+    def _drain(self) -> None:
+        """Deliver everything queued so far, in order, with one write per run of messages to one target."""
+        with self._lock:
+            targets, self._targets = self._targets, []
+            messages, self._messages = self._messages, []
+            has_controls, self._has_controls = self._has_controls, False
+            self._queued = 0
+            self._scheduled = False
+            if self._waiting:
+                self._room.notify_all()
+        first = targets[0]
+        if not has_controls and targets.count(first) == len(targets):
+            _deliver(first._write_messages, messages)
+            return
+        start = 0
+        count = len(targets)
+        while start < count:
+            target = targets[start]
+            if messages[start] is CLOSE:
+                _deliver(target._close_now)
+                start += 1
+                continue
+            end = start + 1
+            while end < count and targets[end] is target and messages[end] is not CLOSE:
+                end += 1
+            _deliver(target._write_messages, messages[start:end])
+            start = end
+
+
+def _deliver(action: Callable[..., None], *args: Any) -> None:
+    """Run one delivery; a failure is logged and does not keep the rest of the batch from its targets."""
+    try:
+        action(*args)
+    except Exception:
+        _log.failure("delivering queued messages failed")

@@ -1,0 +1,148 @@
+"""The one reactor of the process, run for library users in a dedicated daemon thread.
+
+Every server and client shares it. It is started on first use with ``installSignalHandlers=False``; if the
+reactor is already running (under ``twistd``, or in a Twisted program), it is used as it is and no thread is
+started. At interpreter exit, open services are closed (peers are told ``disconnect``) and then the reactor is
+stopped, while its thread is still alive to do the work.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python import threadable
+from twisted.python.failure import Failure
+
+T = TypeVar("T")
+
+#: How long a blocking call waits for the reactor before giving up with ``TimeoutError``.
+DEFAULT_TIMEOUT: float = 30.0
+
+
+class ReactorThreadError(RuntimeError):
+    """A blocking call was made where it would deadlock, or the reactor could not be reached."""
+
+
+def in_reactor_thread() -> bool:
+    """True in the thread that runs the reactor (callbacks run there)."""
+    return threadable.isInIOThread()
+
+
+class ReactorRunner:
+    """Starts the reactor once, in its own thread unless it already runs, and runs calls in it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._shutdown_hooks: list[Callable[[], Deferred[Any] | None]] = []
+        self._exit_registered = False
+
+    @property
+    def reactor(self) -> Any:
+        """The global reactor, installed (as the platform default) on first access."""
+        from twisted.internet import reactor
+
+        return reactor
+
+    def owns_thread(self) -> bool:
+        """True if the reactor runs in a thread this module started."""
+        return self._thread is not None
+
+    def ensure_running(self) -> None:
+        """Make sure the reactor runs, starting the dedicated thread if nobody runs it yet."""
+        reactor = self.reactor
+        with self._lock:
+            if reactor.running or self._thread is not None:
+                return
+            from leads_twisted.logger import ensure_output
+
+            ensure_output()
+            started = threading.Event()
+            reactor.callWhenRunning(started.set)
+            thread = threading.Thread(
+                target=reactor.run, kwargs={"installSignalHandlers": False}, name="leads_twisted reactor", daemon=True
+            )
+            thread.start()
+            self._thread = thread
+            self._register_exit()
+        if not started.wait(DEFAULT_TIMEOUT):
+            raise ReactorThreadError(f"the reactor thread did not start within {DEFAULT_TIMEOUT:.0f} s")
+
+    def call(self, function: Callable[..., Deferred[T] | T], *args: Any, timeout: float | None = None) -> T:
+        """Run ``function`` in the reactor thread and wait for its result (a Deferred's result, if it returns one).
+
+        Raises ``ReactorThreadError`` if called from the reactor thread, where waiting would deadlock, and
+        ``TimeoutError`` if ``timeout`` seconds pass first.
+        """
+        if in_reactor_thread():
+            raise ReactorThreadError(
+                "a blocking call was made from the reactor thread (inside a callback), where it would deadlock; "
+                "use parallel=True there, or make the call from another thread"
+            )
+        self.ensure_running()
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def settle(result: Any) -> None:
+            outcome.append(result)
+            done.set()
+
+        def run() -> None:
+            maybeDeferred(function, *args).addBoth(settle)
+
+        self.reactor.callFromThread(run)
+        if not done.wait(timeout):
+            raise TimeoutError(f"the reactor did not finish {getattr(function, '__name__', function)!r} in {timeout} s")
+        result = outcome[0]
+        if isinstance(result, Failure):
+            result.raiseException()
+        return result
+
+    def call_soon(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run ``function`` in the reactor thread as soon as it can, without waiting (safe from any thread)."""
+        if in_reactor_thread():
+            function(*args)
+        else:
+            self.ensure_running()
+            self.reactor.callFromThread(function, *args)
+
+    def at_exit(self, hook: Callable[[], Deferred[Any] | None]) -> None:
+        """Run ``hook`` in the reactor thread at interpreter exit, before the reactor stops."""
+        self._shutdown_hooks.append(hook)
+
+    def forget_at_exit(self, hook: Callable[[], Deferred[Any] | None]) -> None:
+        """Drop a hook given to ``at_exit`` (a service closed before exit)."""
+        with contextlib.suppress(ValueError):
+            self._shutdown_hooks.remove(hook)
+
+    def _register_exit(self) -> None:
+        if not self._exit_registered:
+            self._exit_registered = True
+            atexit.register(self._shutdown)
+
+    def _shutdown(self, timeout: float = 5.0) -> None:
+        """Close what is still open, then stop our reactor thread; bounded by ``timeout`` seconds."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        hooks = list(self._shutdown_hooks)
+        self._shutdown_hooks.clear()
+
+        def close_all() -> Deferred[Any]:
+            from twisted.internet.defer import DeferredList
+
+            return DeferredList([maybeDeferred(hook) for hook in hooks], consumeErrors=True)
+
+        with contextlib.suppress(TimeoutError, ReactorThreadError):
+            self.call(close_all, timeout=timeout)
+        self.reactor.callFromThread(self.reactor.stop)
+        thread.join(timeout)
+
+
+#: The runner shared by every service of the process.
+runner: ReactorRunner = ReactorRunner()

@@ -1,0 +1,124 @@
+"""A server: a pool of connections on one listening endpoint, reported through one ``Callback``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
+from twisted.internet.interfaces import IListeningPort
+
+from leads_twisted.comm.callback import Callback
+from leads_twisted.comm.connection import Connection
+from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
+from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
+from leads_twisted.comm.protocol import LeadsServerFactory
+from leads_twisted.comm.reactor_thread import in_reactor_thread
+from leads_twisted.comm.service import Service, State
+
+#: Pending connections the kernel may hold for us (it caps this at net.core.somaxconn).
+DEFAULT_BACKLOG: int = 4096
+
+
+class Server(Service):
+    """Listens on a port (all interfaces by default, as LEADS does) and keeps every connection it accepts.
+
+    Create it with ``create_server`` and start it with ``start_server``.
+    """
+
+    def __init__(
+        self,
+        port: int = 16900,
+        callback: Callback | None = None,
+        separator: bytes = b";",
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        *,
+        interface: str = "",
+        backlog: int = DEFAULT_BACKLOG,
+        endpoint: Any = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ) -> None:
+        super().__init__(port, callback, separator, max_message, max_queued)
+        self._interface: str = interface
+        self._backlog: int = backlog
+        self._endpoint: Any = endpoint
+        self._connections: dict[Connection, None] = {}
+        self._listening: IListeningPort | None = None
+        self._listening_stopped: bool = False
+
+    def describe_target(self) -> str:
+        """Where this server listens, for messages."""
+        if isinstance(self._endpoint, str):
+            return f"endpoint {self._endpoint!r}"
+        return f"{self._interface or 'all interfaces'} port {self._port}"
+
+    def num_connections(self) -> int:
+        """How many connections are open now."""
+        return len(self._connections)
+
+    def connections(self) -> list[Connection]:
+        """The open connections, oldest first (a snapshot)."""
+        return list(self._connections)
+
+    def broadcast(self, msg: bytes) -> None:
+        """Send ``msg`` to every connected client, from any thread; each thread's messages keep their order.
+
+        Raises ``ValueError`` if ``msg`` contains the separator. Before start or after close it sends nothing.
+        """
+        self._encoder.check(msg)
+        if in_reactor_thread():
+            self._write_messages([msg])
+        elif self._state is State.RUNNING:
+            self._outbox.put(self, msg)
+
+    # Reactor thread from here on.
+
+    def _write_messages(self, messages: list[bytes]) -> None:
+        if self._connections:
+            data = self._encoder.encode_all(messages)
+            for connection in list(self._connections):
+                connection._write_encoded(data)
+
+    def _start_in_reactor(self) -> Deferred[Any]:
+        endpoint = self._endpoint
+        if endpoint is None:
+            endpoint = TCP4ServerEndpoint(self._reactor, self._port, self._backlog, self._interface)
+        elif isinstance(endpoint, str):
+            endpoint = serverFromString(self._reactor, endpoint)
+        listening: Deferred[Any] = endpoint.listen(LeadsServerFactory(self))
+        listening.addCallback(self._now_listening)
+        return listening
+
+    def _now_listening(self, port: IListeningPort) -> None:
+        self._listening = port
+        host = port.getHost()
+        if hasattr(host, "port"):
+            self._port = host.port
+        self._invoke(self._callback.on_initialize, self)
+
+    def _shut_down(self) -> None:
+        for connection in list(self._connections):
+            connection._close_now()
+        if self._listening is None:
+            self._listening_stopped = True
+            self._finish_if_done()
+            return
+        stopped = maybeDeferred(self._listening.stopListening)
+        stopped.addBoth(self._stopped_listening)
+
+    def _stopped_listening(self, _: object) -> None:
+        self._listening_stopped = True
+        self._finish_if_done()
+
+    def _finish_if_done(self) -> None:
+        if self._state is State.CLOSING and self._listening_stopped and not self._connections:
+            self._finish()
+
+    def _add_connection(self, connection: Connection) -> None:
+        self._connections[connection] = None
+
+    def _remove_connection(self, connection: Connection) -> None:
+        self._connections.pop(connection, None)
+
+    def _after_connection_lost(self, connection: Connection) -> None:
+        self._finish_if_done()

@@ -1,0 +1,302 @@
+"""What servers and clients share: lifecycle, callback dispatch, and the threaded start/close facade.
+
+A service is started once and closed once. Everything that touches the network happens in the reactor
+thread; the public methods here may be called from any thread and hand work over to it.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Self
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from leads_twisted.comm.callback import Callback
+from leads_twisted.comm.connection import Connection, ConnectionBase
+from leads_twisted.comm.errors import describe_start_failure
+from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, Encoder, check_max_message
+from leads_twisted.comm.outbox import CLOSE, DEFAULT_MAX_QUEUED, Outbox
+from leads_twisted.comm.reactor_thread import ReactorRunner, ReactorThreadError, in_reactor_thread, runner
+
+if TYPE_CHECKING:
+    from leads_twisted.comm.protocol import LeadsProtocol
+
+_log = Logger(namespace="leads_twisted.service")
+
+#: How long ``close()`` called from another thread waits for the peers to be told and the links to end.
+CLOSE_TIMEOUT_SECONDS: float = 5.0
+
+
+class State(enum.Enum):
+    """Where a service is in its one life."""
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+def check_port(port: int) -> int:
+    """Return ``port`` if it is a TCP port number (0 picks a free one), or raise ``ValueError``."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"the port must be a number from 0 to 65535, not {port!r}")
+    return port
+
+
+class Service(ABC):
+    """A server or a client: started once with ``start``, reported through its ``Callback``, closed once."""
+
+    def __init__(
+        self,
+        port: int,
+        callback: Callback | None = None,
+        separator: bytes = b";",
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        runner_: ReactorRunner | None = None,
+    ) -> None:
+        self._port: int = check_port(port)
+        self._callback: Callback = callback if callback is not None else Callback()
+        self._encoder: Encoder = Encoder(separator)
+        self.max_message: int = check_max_message(max_message)
+        self._runner: ReactorRunner = runner_ if runner_ is not None else runner
+        self._outbox: Outbox = Outbox(self._call_from_thread, max_queued)
+        self._state: State = State.NEW
+        self._state_lock = threading.Lock()
+        self._finished = threading.Event()
+        self._finish_waiters: list[Deferred[None]] = []
+        self._sender: ConnectionBase | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} port={self._port} {self._state.value}>"
+
+    @property
+    def separator(self) -> bytes:
+        """The bytes that end every message."""
+        return self._encoder.separator
+
+    @property
+    def state(self) -> State:
+        """Where the service is in its life."""
+        return self._state
+
+    @property
+    def _reactor(self) -> Any:
+        return self._runner.reactor
+
+    def port(self) -> int:
+        """The port served or connected to; once a server listens, the real one (also for port 0)."""
+        return self._port
+
+    def set_callback(self, callback: Callback) -> None:
+        """Put ``callback`` in front of the current one; it can hand calls on with ``self.super(...)``."""
+        callback.bind_chain(self._callback)
+        self._callback = callback
+
+    def sender(self) -> ConnectionBase:
+        """The connection whose message is being delivered: valid inside ``on_receive`` only.
+
+        Keep it (or the connection from ``on_connect``) to answer that peer alone later, from any thread.
+        """
+        sender = self._sender
+        if sender is None or not in_reactor_thread():
+            raise RuntimeError(
+                "sender() is only known inside on_receive; keep the connection given to on_connect instead"
+            )
+        return sender
+
+    def reply(self, msg: bytes) -> None:
+        """Send ``msg`` to the peer whose message is being delivered (inside ``on_receive`` only)."""
+        self.sender().send(msg)
+
+    def start(self, parallel: bool = False, *args: Any, **kwargs: Any) -> Self:
+        """Start the service; with ``parallel=False`` block until it closes, else return once it is up.
+
+        Raises ``OSError`` (``ConnectionRefusedError``, ...) if it cannot start, after ``on_fail``, and
+        ``RuntimeError`` if it was started before.
+        """
+        blocking_here = in_reactor_thread()
+        if blocking_here and not parallel:
+            raise ReactorThreadError(
+                "start(parallel=False) inside a callback would block the reactor thread forever; use parallel=True"
+            )
+        with self._state_lock:
+            if self._state is not State.NEW:
+                raise RuntimeError(f"{self!r} has been started before; a service runs once, create a new one")
+            self._state = State.STARTING
+        if blocking_here:
+            self._begin(*args, **kwargs).addErrback(lambda _: None)
+            return self
+        self._runner.call(self._begin, *args, **kwargs)
+        if not parallel:
+            self._wait_until_finished()
+        return self
+
+    def close(self) -> None:
+        """Tell every peer ``disconnect`` after what was sent before, and end the service; safe to repeat.
+
+        From another thread it waits (at most a few seconds) for the links to end; inside a callback it only
+        begins the closing.
+        """
+        with self._state_lock:
+            if self._state is State.NEW:
+                self._state = State.CLOSED
+                self._finished.set()
+                return
+            if self._state is State.CLOSED:
+                return
+        if in_reactor_thread():
+            self._close_now()
+            return
+        self._outbox.put(self, CLOSE)
+        self._finished.wait(CLOSE_TIMEOUT_SECONDS)
+
+    def _wait_until_finished(self) -> None:
+        try:
+            self._finished.wait()
+        except KeyboardInterrupt:
+            self.close()
+            raise
+
+    # Reactor thread from here on.
+
+    def _call_from_thread(self, function: Callable[[], None]) -> None:
+        self._reactor.callFromThread(function)
+
+    def _begin(self, *args: Any, **kwargs: Any) -> Deferred[None]:
+        self._runner.at_exit(self._close_and_wait)
+        started = self._start_in_reactor(*args, **kwargs)
+        started.addCallbacks(self._started, self._failed_to_start)
+        return started
+
+    def _started(self, _: object) -> None:
+        if self._state is State.STARTING:
+            self._state = State.RUNNING
+
+    def _failed_to_start(self, failure: Failure) -> Failure:
+        error = describe_start_failure(self, failure)
+        _log.error("{service} could not start: {error}", service=self, error=error)
+        self._report(error)
+        self._finish()
+        return Failure(error)
+
+    def _close_now(self) -> None:
+        if self._state in (State.CLOSING, State.CLOSED):
+            return
+        self._state = State.CLOSING
+        self._shut_down()
+
+    def _close_and_wait(self) -> Deferred[None]:
+        self._close_now()
+        return self._when_finished()
+
+    def _when_finished(self) -> Deferred[None]:
+        waiter: Deferred[None] = Deferred()
+        if self._state is State.CLOSED:
+            waiter.callback(None)
+        else:
+            self._finish_waiters.append(waiter)
+        return waiter
+
+    def _finish(self) -> None:
+        """The service has ended: release every waiter."""
+        if self._state is State.CLOSED:
+            return
+        self._state = State.CLOSED
+        self._runner.forget_at_exit(self._close_and_wait)
+        self._outbox.resume()
+        self._finished.set()
+        waiters, self._finish_waiters = self._finish_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _connection_made(self, protocol: LeadsProtocol) -> Connection:
+        connection = Connection(self, protocol.transport, self.separator)
+        self._add_connection(connection)
+        self._invoke(self._callback.on_connect, self, connection)
+        if self._state in (State.CLOSING, State.CLOSED):
+            connection._close_now()
+        return connection
+
+    def _deliver(self, connection: Connection, messages: list[bytes]) -> None:
+        """Hand messages to ``on_receive`` in order, with ``sender()`` set; stop at ``disconnect`` or a close."""
+        self._sender = connection
+        on_receive = self._callback.on_receive
+        try:
+            for msg in messages:
+                if connection._closing:
+                    break
+                if msg == DISCONNECT:
+                    connection._close_now()
+                    break
+                try:
+                    on_receive(self, msg)
+                except Exception as error:
+                    self._callback_raised("on_receive", error)
+        finally:
+            self._sender = None
+
+    def _connection_lost(self, connection: Connection, reason: Failure) -> None:
+        connection._mark_lost()
+        self._remove_connection(connection)
+        self._invoke(self._callback.on_disconnect, self, connection)
+        self._after_connection_lost(connection)
+
+    def _connection_broke_rules(self, connection: Connection | None, error: Exception) -> None:
+        """A peer sent what the framing refuses: drop that link alone and say why."""
+        _log.error("dropping {connection}: {error}", connection=connection, error=error)
+        self._report(error)
+        if connection is not None and not connection._lost:
+            connection._closing = True
+            connection._transport.abortConnection()
+
+    def _invoke(self, method: Callable[..., None], *args: Any) -> None:
+        try:
+            method(*args)
+        except Exception as error:
+            self._callback_raised(method.__name__, error)
+
+    def _callback_raised(self, name: str, error: Exception) -> None:
+        _log.failure("callback {name} raised; the service carries on", Failure(error), name=name)
+        self._report(error)
+
+    def _report(self, error: Exception) -> None:
+        try:
+            self._callback.on_fail(self, error)
+        except Exception:
+            _log.failure("callback on_fail raised while reporting {error!r}", error=error)
+
+    # What a server and a client each do their own way.
+
+    @abstractmethod
+    def _start_in_reactor(self, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        """Begin listening or connecting; the Deferred fires once up, or fails."""
+
+    @abstractmethod
+    def _shut_down(self) -> None:
+        """Stop accepting or connecting and close every link; call ``_finish`` once all is gone."""
+
+    @abstractmethod
+    def _add_connection(self, connection: Connection) -> None:
+        """Keep a new link."""
+
+    @abstractmethod
+    def _remove_connection(self, connection: Connection) -> None:
+        """Forget a lost link."""
+
+    @abstractmethod
+    def _after_connection_lost(self, connection: Connection) -> None:
+        """React to a lost link (a client ends; a closing server may be done)."""
+
+    @abstractmethod
+    def _write_messages(self, messages: list[bytes]) -> None:
+        """Deliver checked messages queued for the service itself (a client's sends, a server's broadcasts)."""
+
+    def _peer_is_slow(self, connection: Connection, slow: bool) -> None:  # noqa: B027 - optional hook
+        """The transport of ``connection`` is over (or back under) its buffer limit; ignored by default."""
