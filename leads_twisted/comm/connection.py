@@ -22,6 +22,14 @@ _log = Logger(namespace="leads_twisted.connection")
 CLOSE_GRACE_SECONDS: float = 2.0
 
 
+def _describe_peer(peer: object, transport: object) -> str:
+    """A name for a peer without host and port: a unix socket path, a serial device, the transport's kind."""
+    name = getattr(peer, "name", None)
+    if name:
+        return name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+    return type(peer if peer is not None else transport).__name__
+
+
 class ConnectionBase(ABC):
     """One link between a service and a peer.
 
@@ -72,10 +80,10 @@ class Connection(ConnectionBase):
         self._closing: bool = False
         self._lost: bool = False
         self._cut_timer: Any = None
-        peer = transport.getPeer()
-        host = getattr(peer, "host", None)
-        self._address: tuple[str, int] | None = (host, peer.port) if host is not None else None
-        self._description: str = f"{host}:{peer.port}" if host is not None else str(peer)
+        peer = transport.getPeer() if hasattr(transport, "getPeer") else None
+        host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+        self._address: tuple[str, int] | None = (host, port) if host is not None and port is not None else None
+        self._description: str = f"{host}:{port}" if self._address is not None else _describe_peer(peer, transport)
 
     def __str__(self) -> str:
         return self._description

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, FirstError, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import IListeningPort
 
@@ -35,7 +36,7 @@ class Server(Service):
         *,
         interface: str = "",
         backlog: int = DEFAULT_BACKLOG,
-        endpoint: Any = None,
+        endpoint: Any | Sequence[Any] = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         super().__init__(port, callback, separator, max_message, max_queued)
@@ -43,14 +44,14 @@ class Server(Service):
         self._backlog: int = backlog
         self._endpoint: Any = endpoint
         self._connections: dict[Connection, None] = {}
-        self._listening: IListeningPort | None = None
+        self._listening: list[IListeningPort] = []
         self._listening_stopped: bool = False
 
     def describe_target(self) -> str:
         """Where this server listens, for messages."""
-        if isinstance(self._endpoint, str):
-            return f"endpoint {self._endpoint!r}"
-        return f"{self._interface or 'all interfaces'} port {self._port}"
+        if self._endpoint is None:
+            return f"{self._interface or 'all interfaces'} port {self._port}"
+        return f"endpoint {self._endpoint!r}"
 
     def num_connections(self) -> int:
         """How many connections are open now."""
@@ -79,32 +80,44 @@ class Server(Service):
             for connection in list(self._connections):
                 connection._write_encoded(data)
 
+    def _endpoints(self) -> list[Any]:
+        """The endpoints to listen on: the port by default, else each one given (descriptions parsed)."""
+        given = self._endpoint
+        if given is None:
+            return [TCP4ServerEndpoint(self._reactor, self._port, self._backlog, self._interface)]
+        if isinstance(given, str) or not isinstance(given, Sequence):
+            given = [given]
+        return [serverFromString(self._reactor, e) if isinstance(e, str) else e for e in given]
+
     def _start_in_reactor(self) -> Deferred[Any]:
-        endpoint = self._endpoint
-        if endpoint is None:
-            endpoint = TCP4ServerEndpoint(self._reactor, self._port, self._backlog, self._interface)
-        elif isinstance(endpoint, str):
-            endpoint = serverFromString(self._reactor, endpoint)
-        listening: Deferred[Any] = endpoint.listen(LeadsServerFactory(self))
-        listening.addCallback(self._now_listening)
+        factory = LeadsServerFactory(self)
+        attempts = [maybeDeferred(endpoint.listen, factory) for endpoint in self._endpoints()]
+        listening: Deferred[Any] = DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
+        listening.addCallbacks(self._now_listening, self._listening_failed, errbackArgs=(attempts,))
         return listening
 
-    def _now_listening(self, port: IListeningPort) -> None:
-        self._listening = port
-        host = port.getHost()
+    def _now_listening(self, results: list[tuple[bool, IListeningPort]]) -> None:
+        self._listening = [port for _, port in results]
+        host = self._listening[0].getHost()
         if hasattr(host, "port"):
             self._port = host.port
         self._invoke(self._callback.on_initialize, self)
 
+    def _listening_failed(self, failure: Any, attempts: list[Deferred[Any]]) -> Any:
+        """One endpoint failed: stop the ones that succeeded and report the first failure."""
+        for attempt in attempts:
+            attempt.addCallback(lambda port: port.stopListening()).addErrback(lambda _: None)
+        return failure.value.subFailure if isinstance(failure.value, FirstError) else failure
+
+    def listening_ports(self) -> list[IListeningPort]:
+        """The Twisted listening ports, one per endpoint, once the server listens."""
+        return list(self._listening)
+
     def _shut_down(self) -> None:
         for connection in list(self._connections):
             connection._close_now()
-        if self._listening is None:
-            self._listening_stopped = True
-            self._finish_if_done()
-            return
-        stopped = maybeDeferred(self._listening.stopListening)
-        stopped.addBoth(self._stopped_listening)
+        stopping = [maybeDeferred(port.stopListening) for port in self._listening]
+        DeferredList(stopping, consumeErrors=True).addBoth(self._stopped_listening)
 
     def _stopped_listening(self, _: object) -> None:
         self._listening_stopped = True

@@ -157,6 +157,27 @@ class Service(ABC):
         self._outbox.put(self, CLOSE)
         self._finished.wait(CLOSE_TIMEOUT_SECONDS)
 
+    def start_in_reactor(self, *args: Any, **kwargs: Any) -> Deferred[Self]:
+        """For Twisted programs, in the reactor thread: start, and fire with the service once it is up.
+
+        The Deferred fails with the same ``OSError`` that ``start`` would raise (after ``on_fail``).
+        """
+        if not in_reactor_thread():
+            raise ReactorThreadError("start_in_reactor() belongs in the reactor thread; use start() elsewhere")
+        with self._state_lock:
+            if self._state is not State.NEW:
+                raise RuntimeError(f"{self!r} has been started before; a service runs once, create a new one")
+            self._state = State.STARTING
+        return self._begin(*args, **kwargs).addCallback(lambda _: self)
+
+    def close_in_reactor(self) -> Deferred[None]:
+        """For Twisted programs, in the reactor thread: close, and fire once every link has ended."""
+        if self._state is State.NEW:
+            self._state = State.CLOSED
+            self._finished.set()
+        self._close_now()
+        return self._when_finished()
+
     def _wait_until_finished(self) -> None:
         try:
             self._finished.wait()
@@ -170,7 +191,7 @@ class Service(ABC):
         self._reactor.callFromThread(function)
 
     def _begin(self, *args: Any, **kwargs: Any) -> Deferred[None]:
-        self._runner.at_exit(self._close_and_wait)
+        self._runner.at_exit(self.close_in_reactor)
         started = self._start_in_reactor(*args, **kwargs)
         started.addCallbacks(self._started, self._failed_to_start)
         return started
@@ -192,10 +213,6 @@ class Service(ABC):
         self._state = State.CLOSING
         self._shut_down()
 
-    def _close_and_wait(self) -> Deferred[None]:
-        self._close_now()
-        return self._when_finished()
-
     def _when_finished(self) -> Deferred[None]:
         waiter: Deferred[None] = Deferred()
         if self._state is State.CLOSED:
@@ -209,7 +226,7 @@ class Service(ABC):
         if self._state is State.CLOSED:
             return
         self._state = State.CLOSED
-        self._runner.forget_at_exit(self._close_and_wait)
+        self._runner.forget_at_exit(self.close_in_reactor)
         self._outbox.resume()
         self._finished.set()
         waiters, self._finish_waiters = self._finish_waiters, []
