@@ -12,6 +12,7 @@ from leads_twisted.comm.connection import Connection
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.protocol import LeadsClientFactory
+from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.service import Service
 
 #: Seconds a connection attempt may take before it fails with ``TimeoutError``.
@@ -34,8 +35,9 @@ class Client(Service):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         endpoint: Any = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
+        runner: ReactorRunner | None = None,
     ) -> None:
-        super().__init__(port, callback, separator, max_message, max_queued)
+        super().__init__(port, callback, separator, max_message, max_queued, runner)
         self._connect_timeout: float = connect_timeout
         self._endpoint: Any = endpoint
         self._address: str | None = None

@@ -9,7 +9,6 @@ from twisted.logger import Logger
 
 from leads_twisted.comm.framing import DISCONNECT, Encoder
 from leads_twisted.comm.outbox import CLOSE
-from leads_twisted.comm.reactor_thread import in_reactor_thread
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -76,6 +75,7 @@ class Connection(ConnectionBase):
     def __init__(self, service: Service, transport: ITransport, separator: bytes = b";") -> None:
         super().__init__(separator)
         self._service: Service = service
+        self._in_reactor_thread = service._in_reactor_thread
         self._transport: Any = transport
         self._closing: bool = False
         self._lost: bool = False
@@ -108,7 +108,7 @@ class Connection(ConnectionBase):
         self._encoder.check(msg)
         if self._closing or self._lost:
             raise OSError(f"the connection to {self._description} is closed")
-        if in_reactor_thread():
+        if self._in_reactor_thread():
             self._transport.write(msg + self._encoder.separator)
         else:
             self._service._outbox.put(self, msg)
@@ -116,7 +116,7 @@ class Connection(ConnectionBase):
     def close(self) -> None:
         if self._closing or self._lost:
             return
-        if in_reactor_thread():
+        if self._in_reactor_thread():
             self._close_now()
         else:
             self._service._outbox.put(self, CLOSE)

@@ -36,7 +36,8 @@ def in_reactor_thread() -> bool:
 class ReactorRunner:
     """Starts the reactor once, in its own thread unless it already runs, and runs calls in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, reactor: Any = None) -> None:
+        self._given_reactor: Any = reactor
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._shutdown_hooks: list[Callable[[], Deferred[Any] | None]] = []
@@ -44,10 +45,16 @@ class ReactorRunner:
 
     @property
     def reactor(self) -> Any:
-        """The global reactor, installed (as the platform default) on first access."""
+        """The reactor given to the runner, else the global one (installed as the platform default on first use)."""
+        if self._given_reactor is not None:
+            return self._given_reactor
         from twisted.internet import reactor
 
         return reactor
+
+    def in_reactor_thread(self) -> bool:
+        """True in the thread that runs this runner's reactor."""
+        return threadable.isInIOThread()
 
     def owns_thread(self) -> bool:
         """True if the reactor runs in a thread this module started."""
@@ -79,7 +86,7 @@ class ReactorRunner:
         Raises ``ReactorThreadError`` if called from the reactor thread, where waiting would deadlock, and
         ``TimeoutError`` if ``timeout`` seconds pass first.
         """
-        if in_reactor_thread():
+        if self.in_reactor_thread():
             raise ReactorThreadError(
                 "a blocking call was made from the reactor thread (inside a callback), where it would deadlock; "
                 "use parallel=True there, or make the call from another thread"
@@ -105,7 +112,7 @@ class ReactorRunner:
 
     def call_soon(self, function: Callable[..., Any], *args: Any) -> None:
         """Run ``function`` in the reactor thread as soon as it can, without waiting (safe from any thread)."""
-        if in_reactor_thread():
+        if self.in_reactor_thread():
             function(*args)
         else:
             self.ensure_running()

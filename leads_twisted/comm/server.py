@@ -14,7 +14,7 @@ from leads_twisted.comm.connection import Connection
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.protocol import LeadsServerFactory
-from leads_twisted.comm.reactor_thread import in_reactor_thread
+from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.service import Service, State
 
 #: Pending connections the kernel may hold for us (it caps this at net.core.somaxconn).
@@ -38,8 +38,9 @@ class Server(Service):
         backlog: int = DEFAULT_BACKLOG,
         endpoint: Any | Sequence[Any] = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
+        runner: ReactorRunner | None = None,
     ) -> None:
-        super().__init__(port, callback, separator, max_message, max_queued)
+        super().__init__(port, callback, separator, max_message, max_queued, runner)
         self._interface: str = interface
         self._backlog: int = backlog
         self._endpoint: Any = endpoint
@@ -67,7 +68,7 @@ class Server(Service):
         Raises ``ValueError`` if ``msg`` contains the separator. Before start or after close it sends nothing.
         """
         self._encoder.check(msg)
-        if in_reactor_thread():
+        if self._in_reactor_thread():
             self._write_messages([msg])
         elif self._state is State.RUNNING:
             self._outbox.put(self, msg)

@@ -21,7 +21,8 @@ from leads_twisted.comm.connection import Connection, ConnectionBase
 from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, Encoder, check_max_message
 from leads_twisted.comm.outbox import CLOSE, DEFAULT_MAX_QUEUED, Outbox
-from leads_twisted.comm.reactor_thread import ReactorRunner, ReactorThreadError, in_reactor_thread, runner
+from leads_twisted.comm.reactor_thread import ReactorRunner, ReactorThreadError
+from leads_twisted.comm.reactor_thread import runner as shared_runner
 
 if TYPE_CHECKING:
     from leads_twisted.comm.protocol import LeadsProtocol
@@ -59,13 +60,14 @@ class Service(ABC):
         separator: bytes = b";",
         max_message: int = DEFAULT_MAX_MESSAGE,
         max_queued: int = DEFAULT_MAX_QUEUED,
-        runner_: ReactorRunner | None = None,
+        runner: ReactorRunner | None = None,
     ) -> None:
         self._port: int = check_port(port)
         self._callback: Callback = callback if callback is not None else Callback()
         self._encoder: Encoder = Encoder(separator)
         self.max_message: int = check_max_message(max_message)
-        self._runner: ReactorRunner = runner_ if runner_ is not None else runner
+        self._runner: ReactorRunner = runner if runner is not None else shared_runner
+        self._in_reactor_thread: Callable[[], bool] = self._runner.in_reactor_thread
         self._outbox: Outbox = Outbox(self._call_from_thread, max_queued)
         self._state: State = State.NEW
         self._state_lock = threading.Lock()
@@ -105,7 +107,7 @@ class Service(ABC):
         Keep it (or the connection from ``on_connect``) to answer that peer alone later, from any thread.
         """
         sender = self._sender
-        if sender is None or not in_reactor_thread():
+        if sender is None or not self._in_reactor_thread():
             raise RuntimeError(
                 "sender() is only known inside on_receive; keep the connection given to on_connect instead"
             )
@@ -121,7 +123,7 @@ class Service(ABC):
         Raises ``OSError`` (``ConnectionRefusedError``, ...) if it cannot start, after ``on_fail``, and
         ``RuntimeError`` if it was started before.
         """
-        blocking_here = in_reactor_thread()
+        blocking_here = self._in_reactor_thread()
         if blocking_here and not parallel:
             raise ReactorThreadError(
                 "start(parallel=False) inside a callback would block the reactor thread forever; use parallel=True"
@@ -151,7 +153,7 @@ class Service(ABC):
                 return
             if self._state is State.CLOSED:
                 return
-        if in_reactor_thread():
+        if self._in_reactor_thread():
             self._close_now()
             return
         self._outbox.put(self, CLOSE)
@@ -162,7 +164,7 @@ class Service(ABC):
 
         The Deferred fails with the same ``OSError`` that ``start`` would raise (after ``on_fail``).
         """
-        if not in_reactor_thread():
+        if not self._in_reactor_thread():
             raise ReactorThreadError("start_in_reactor() belongs in the reactor thread; use start() elsewhere")
         with self._state_lock:
             if self._state is not State.NEW:

@@ -1,0 +1,1 @@
+"""The ``twistd leads-comm`` daemon: options, service and the relay behaviour it runs by default."""
