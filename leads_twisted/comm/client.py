@@ -1,26 +1,40 @@
-"""A client: one connection to a server, reported through one ``Callback``."""
+"""A client: one connection to a server at a time, reported through one ``Callback``.
+
+By default a client lives for one connection, as in LEADS. With ``reconnect=True`` it comes back by itself
+after a lost link (Twisted's ``ClientService`` with exponential backoff), and with
+``queue_while_disconnected`` set it holds what is sent meanwhile and delivers it, in order, on reconnect.
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from twisted.application.internet import ClientService
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, clientFromString
+from twisted.internet.endpoints import HostnameEndpoint, clientFromString, wrapClientTLS
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection
+from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
+from leads_twisted.comm.link_policy import Backoff
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.protocol import LeadsClientFactory
 from leads_twisted.comm.reactor_thread import ReactorRunner
-from leads_twisted.comm.service import Service
+from leads_twisted.comm.service import Service, State
+from leads_twisted.comm.tls import TLSOptions
+
+_log = Logger(namespace="leads_twisted.client")
 
 #: Seconds a connection attempt may take before it fails with ``TimeoutError``.
 DEFAULT_CONNECT_TIMEOUT: float = 10.0
 
 
 class Client(Service):
-    """Connects to one server and holds that one connection until either side closes it.
+    """Connects to one server and holds that connection until either side closes it.
 
     Create it with ``create_client`` and start it with ``start_client``.
     """
@@ -34,84 +48,171 @@ class Client(Service):
         *,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         endpoint: Any = None,
+        reconnect: bool = False,
+        backoff: Backoff | None = None,
+        queue_while_disconnected: int = 0,
+        tls: TLSOptions | None = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,
+        **link_options: Any,
     ) -> None:
-        super().__init__(port, callback, separator, max_message, max_queued, runner)
+        super().__init__(port, callback, separator, max_message, max_queued, runner, **link_options)
+        if not isinstance(queue_while_disconnected, int) or queue_while_disconnected < 0:
+            raise ValueError(f"queue_while_disconnected must be a number of bytes, not {queue_while_disconnected!r}")
         self._connect_timeout: float = connect_timeout
         self._endpoint: Any = endpoint
+        self._reconnect: bool = reconnect
+        self._backoff: Backoff = backoff if backoff is not None else Backoff()
+        self._queue_limit: int = queue_while_disconnected
+        self._tls: TLSOptions | None = tls
         self._address: str | None = None
         self._connection: Connection | None = None
         self._connecting: Deferred[Any] | None = None
+        self._retrying: ClientService | None = None
+        self._held_lock = threading.Lock()
+        self._held: list[bytes] = []
+        self._held_bytes: int = 0
 
     def describe_target(self) -> str:
         """Where this client connects, for messages."""
-        if isinstance(self._endpoint, str):
+        if self._endpoint is not None:
             return f"endpoint {self._endpoint!r}"
         return f"{self._address}:{self._port}"
 
     def start(self, parallel: bool = False, server_address: str = "127.0.0.1") -> Client:  # type: ignore[override]
-        """Connect to ``server_address`` (a host name or an IP address); see ``Service.start``."""
+        """Connect to ``server_address`` (a host name or an IP address); see ``Service.start``.
+
+        With ``reconnect=True`` a failed first attempt is reported to ``on_fail`` and retried in the
+        background instead of raising.
+        """
         if not isinstance(server_address, str) or not server_address:
             raise ValueError(f"the server address must be a host name or an IP address, not {server_address!r}")
         return super().start(parallel, server_address)
 
     def connection(self) -> Connection | None:
-        """The open connection, or ``None`` before it is made and after it is gone."""
+        """The open connection, or ``None`` while there is none."""
         return self._connection
+
+    def held_messages(self) -> int:
+        """How many messages wait for the next connection (with ``queue_while_disconnected``)."""
+        return len(self._held)
 
     def send(self, msg: bytes) -> None:
         """Send ``msg`` to the server, from any thread; each thread's messages keep their order.
 
-        Raises ``ValueError`` if ``msg`` contains the separator and ``IOError`` when not connected.
+        Raises ``ValueError`` if ``msg`` contains the separator. When not connected it raises ``IOError``,
+        unless ``queue_while_disconnected`` is set: then the message waits for the next connection, and
+        ``IOError`` says so if that queue is full.
         """
+        self._encoder.check(msg)
         connection = self._connection
-        if connection is None:
+        if connection is None or connection.closed():
+            self._check_can_hold(msg)
+        if self._in_reactor_thread():
+            self._write_messages([msg])
+        else:
+            self._outbox.put(self, msg)
+
+    def _check_can_hold(self, msg: bytes) -> None:
+        if self._state in (State.CLOSING, State.CLOSED):
+            raise OSError(f"the client for {self.describe_target()} is closed")
+        if not self._queue_limit:
             raise OSError(f"the client is not connected to {self.describe_target()}; start it with start_client()")
-        connection.send(msg)
+        if self._held_bytes + len(msg) > self._queue_limit:
+            raise OSError(
+                f"the client is not connected to {self.describe_target()} and its queue of "
+                f"{self._queue_limit} bytes is full; the message was not accepted"
+            )
 
     # Reactor thread from here on.
 
     def _write_messages(self, messages: list[bytes]) -> None:
-        if self._connection is not None:
-            self._connection._write_messages(messages)
+        connection = self._connection
+        if connection is not None and not connection.closed():
+            connection._write_messages(messages)
+        elif self._queue_limit and self._state not in (State.CLOSING, State.CLOSED):
+            with self._held_lock:
+                self._held.extend(messages)
+                self._held_bytes += sum(map(len, messages))
+        else:
+            _log.debug("{count} messages dropped: not connected", count=len(messages))
+
+    def _endpoint_for(self, server_address: str) -> Any:
+        endpoint = self._endpoint
+        if isinstance(endpoint, str):
+            return clientFromString(self._reactor, endpoint)
+        if endpoint is not None:
+            return endpoint
+        endpoint = HostnameEndpoint(self._reactor, server_address, self._port, timeout=self._connect_timeout)
+        if self._tls is not None:
+            endpoint = wrapClientTLS(self._tls.client_options(server_address), endpoint)
+        return endpoint
 
     def _start_in_reactor(self, server_address: str) -> Deferred[Any]:
         self._address = server_address
         self._invoke(self._callback.on_initialize, self)
-        endpoint = self._endpoint
-        if endpoint is None:
-            endpoint = HostnameEndpoint(self._reactor, server_address, self._port, timeout=self._connect_timeout)
-        elif isinstance(endpoint, str):
-            endpoint = clientFromString(self._reactor, endpoint)
-        connecting: Deferred[Any] = endpoint.connect(LeadsClientFactory(self))
-        self._connecting = connecting
-        connecting.addBoth(self._attempt_settled)
-        return connecting
+        endpoint = self._endpoint_for(server_address)
+        factory = LeadsClientFactory(self)
+        if not self._reconnect:
+            connecting: Deferred[Any] = endpoint.connect(factory)
+            self._connecting = connecting
+            connecting.addBoth(self._attempt_settled)
+            return connecting
+        self._retrying = ClientService(endpoint, factory, retryPolicy=self._backoff.policy(), clock=self._reactor)
+        self._retrying.startService()
+        first: Deferred[Any] = self._retrying.whenConnected(failAfterFailures=1)
+        first.addErrback(self._first_attempt_failed)
+        return first
 
     def _attempt_settled(self, result: Any) -> Any:
         self._connecting = None
         return result
 
+    def _first_attempt_failed(self, failure: Failure) -> None:
+        """With reconnect on, a failed first attempt is reported and the retries go on."""
+        if self._state is State.STARTING:
+            error = describe_start_failure(self, failure)
+            _log.warn("{service}: {error}; retrying in the background", service=self, error=error)
+            self._report(error)
+
     def _shut_down(self) -> None:
-        if self._connecting is not None:
+        connection = self._connection
+        if connection is not None:
+            connection._close_now()
+        elif self._retrying is not None:
+            self._stop_retrying()
+        elif self._connecting is not None:
             self._connecting.cancel()
-        elif self._connection is not None:
-            self._connection._close_now()
         else:
             self._finish()
 
+    def _stop_retrying(self) -> None:
+        retrying, self._retrying = self._retrying, None
+        if retrying is None:
+            self._finish()
+            return
+        retrying.stopService().addBoth(lambda _: self._finish())
+
     def _add_connection(self, connection: Connection) -> None:
         self._connection = connection
+        with self._held_lock:
+            held, self._held, self._held_bytes = self._held, [], 0
+        if held:
+            connection._write_messages(held)
 
     def _remove_connection(self, connection: Connection) -> None:
         if self._connection is connection:
             self._connection = None
+            self._outbox.resume()
 
     def _after_connection_lost(self, connection: Connection) -> None:
-        self._finish()
+        if self._retrying is None:
+            self._finish()
+        elif self._state in (State.CLOSING, State.CLOSED):
+            self._stop_retrying()
 
     def _peer_is_slow(self, connection: Connection, slow: bool) -> None:
+        super()._peer_is_slow(connection, slow)
         if slow:
             self._outbox.pause()
         else:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from leads_twisted.comm.framing import DISCONNECT, Encoder
+from leads_twisted.comm.link_policy import HEARTBEAT
 from leads_twisted.comm.outbox import CLOSE
 
 if TYPE_CHECKING:
@@ -17,8 +19,8 @@ if TYPE_CHECKING:
 
 _log = Logger(namespace="leads_twisted.connection")
 
-#: How long a closing connection may take to flush before it is cut.
-CLOSE_GRACE_SECONDS: float = 2.0
+#: How long a closing link may take to flush and hear the peer close before it is cut.
+CLOSE_GRACE_SECONDS: float = 1.0
 
 
 def _describe_peer(peer: object, transport: object) -> str:
@@ -69,21 +71,41 @@ class ConnectionBase(ABC):
             return
 
 
-class Connection(ConnectionBase):
-    """A link carried by a Twisted transport; ``str()`` gives ``"host:port"`` of the peer."""
+class SlowPeer(OSError):
+    """A peer stopped reading while messages for it piled up past ``max_buffered`` bytes."""
 
-    def __init__(self, service: Service, transport: ITransport, separator: bytes = b";") -> None:
-        super().__init__(separator)
+
+class Connection(ConnectionBase):
+    """A link carried by a Twisted transport; ``str()`` gives ``"host:port"`` of the peer.
+
+    Closing is graceful: ``disconnect`` is sent after everything before it, the write side is shut, and the
+    peer's last messages are still delivered until it closes too, or until a short grace period ends.
+    """
+
+    def __init__(self, service: Service, transport: ITransport) -> None:
+        policy = service._policy
+        super().__init__(policy.separator)
+        self._encoder = policy.encoder
+        self._frame = policy.encoder.frame
+        self._max_buffered: int = policy.max_buffered
+        self._drop_when_slow: bool = policy.slow_policy == "drop"
         self._service: Service = service
         self._in_reactor_thread = service._in_reactor_thread
         self._transport: Any = transport
         self._closing: bool = False
         self._lost: bool = False
-        self._cut_timer: Any = None
+        self._timers: list[Any] = []
+        self._held: int | None = None
+        self.dropped_messages: int = 0
         peer = transport.getPeer() if hasattr(transport, "getPeer") else None
         host, port = getattr(peer, "host", None), getattr(peer, "port", None)
         self._address: tuple[str, int] | None = (host, port) if host is not None and port is not None else None
         self._description: str = f"{host}:{port}" if self._address is not None else _describe_peer(peer, transport)
+        if policy.heartbeat is not None:
+            beat = LoopingCall(self._write_encoded, self._frame(HEARTBEAT), 1)
+            beat.clock = service._reactor
+            beat.start(policy.heartbeat, now=False)
+            self._timers.append(beat)
 
     def __str__(self) -> str:
         return self._description
@@ -109,7 +131,7 @@ class Connection(ConnectionBase):
         if self._closing or self._lost:
             raise OSError(f"the connection to {self._description} is closed")
         if self._in_reactor_thread():
-            self._transport.write(msg + self._encoder.separator)
+            self._write_encoded(self._frame(msg), 1)
         else:
             self._service._outbox.put(self, msg)
 
@@ -124,32 +146,60 @@ class Connection(ConnectionBase):
     # The reactor-thread side, used by the service and the outbox.
 
     def _write_messages(self, messages: list[bytes]) -> None:
-        if not (self._closing or self._lost):
-            self._transport.write(self._encoder.encode_all(messages))
+        self._write_encoded(self._encoder.encode_all(messages), len(messages))
 
-    def _write_encoded(self, data: bytes) -> None:
-        if not (self._closing or self._lost):
-            self._transport.write(data)
+    def _write_encoded(self, data: bytes, count: int) -> None:
+        """Write ``count`` framed messages, unless the link is closing or the peer is too slow for them."""
+        if self._closing or self._lost:
+            return
+        if self._held is not None:
+            self._held += len(data)
+            if self._held > self._max_buffered:
+                self._too_slow(count)
+                return
+        self._transport.write(data)
+
+    def _peer_is_slow(self, slow: bool) -> None:
+        """The transport's buffer went over its limit (start counting what is held) or drained (stop)."""
+        self._held = 0 if slow else None
+
+    def _too_slow(self, count: int) -> None:
+        if self._drop_when_slow:
+            if not self.dropped_messages:
+                self._service._report(SlowPeer(f"{self} is not reading; dropping messages for it"))
+            self.dropped_messages += count
+            return
+        self._service._report(
+            SlowPeer(f"{self} stopped reading with over {self._max_buffered} bytes waiting; disconnecting it")
+        )
+        self._closing = True
+        self._transport.abortConnection()
 
     def _close_now(self) -> None:
-        """Send ``disconnect``, flush, and end the link; cut it if the peer does not take the bytes in time."""
+        """Send ``disconnect``, flush, shut our side, and let the peer finish; cut the link if it lingers."""
         if self._closing or self._lost:
             return
         self._closing = True
         transport = self._transport
-        transport.write(DISCONNECT + self._encoder.separator)
+        transport.write(self._frame(DISCONNECT))
         if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()
-        transport.loseConnection()
-        self._cut_timer = self._service._reactor.callLater(CLOSE_GRACE_SECONDS, self._cut)
+        if hasattr(transport, "loseWriteConnection"):
+            transport.loseWriteConnection()
+        else:
+            transport.loseConnection()
+        self._timers.append(self._service._reactor.callLater(CLOSE_GRACE_SECONDS, self._cut))
 
     def _cut(self) -> None:
-        self._cut_timer = None
-        _log.warn("{connection} did not close within {grace} s; cutting it", connection=self, grace=CLOSE_GRACE_SECONDS)
+        _log.info("{connection} did not close within {grace} s; cutting it", connection=self, grace=CLOSE_GRACE_SECONDS)
         self._transport.abortConnection()
 
     def _mark_lost(self) -> None:
         self._lost = True
-        if self._cut_timer is not None:
-            self._cut_timer.cancel()
-            self._cut_timer = None
+        for timer in self._timers:
+            if isinstance(timer, LoopingCall):
+                if timer.running:
+                    timer.stop()
+            elif timer.active():
+                timer.cancel()
+        self._timers.clear()

@@ -63,6 +63,10 @@ class Encoder:
                 f"message; escape or encode the payload (base64, for instance), or choose another separator"
             )
 
+    def frame(self, msg: bytes) -> bytes:
+        """Return the wire bytes of one message already checked."""
+        return msg + self.separator
+
     def encode(self, msg: bytes) -> bytes:
         """Return the wire bytes of one message."""
         self.check(msg)

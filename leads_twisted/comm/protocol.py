@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from leads_twisted.comm.framing import Decoder, MessageTooLong
+from leads_twisted.comm.framing import MessageTooLong
 
 if TYPE_CHECKING:
     from leads_twisted.comm.connection import Connection
@@ -17,25 +18,31 @@ if TYPE_CHECKING:
 
 
 @implementer(IPushProducer)
-class LeadsProtocol(Protocol):
+class LeadsProtocol(Protocol, TimeoutMixin):
     """Frames one link and hands its messages and events to the service; it holds no policy of its own.
 
-    It registers itself as the transport's producer so the service hears when the peer falls behind.
+    It registers itself as the transport's producer so the service hears when the peer falls behind, and
+    times the link out after ``idle_timeout`` seconds without a byte from the peer, if that is set.
     """
 
     def __init__(self, service: Service) -> None:
         self.service: Service = service
-        self.decoder: Decoder = Decoder(service.separator, service.max_message)
+        self.decoder = service._policy.decoder()
         self.connection: Connection | None = None
+        self.callLater = service._reactor.callLater
+        self._idle_timeout: float | None = service._policy.idle_timeout
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
         if hasattr(transport, "setTcpKeepAlive"):
             transport.setTcpKeepAlive(1)
         transport.registerProducer(self, True)
+        self.setTimeout(self._idle_timeout)
         self.connection = self.service._connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._idle_timeout is not None:
+            self.resetTimeout()
         try:
             messages = self.decoder.feed(data)
         except MessageTooLong as error:
@@ -44,7 +51,12 @@ class LeadsProtocol(Protocol):
         if messages:
             self.service._deliver(self.connection, messages)
 
+    def timeoutConnection(self) -> None:
+        if self.connection is not None:
+            self.service._connection_idle(self.connection, self._idle_timeout or 0.0)
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.setTimeout(None)
         if self.connection is not None:
             self.service._connection_lost(self.connection, reason)
 
@@ -70,7 +82,10 @@ class LeadsServerFactory(Factory):
     def __init__(self, service: Service) -> None:
         self.service: Service = service
 
-    def buildProtocol(self, addr: Any) -> LeadsProtocol:
+    def buildProtocol(self, addr: Any) -> LeadsProtocol | None:
+        """A protocol for the new link, or ``None`` (Twisted then closes it at once) if the server is full."""
+        if not self.service._admits(addr):
+            return None
         return LeadsProtocol(self.service)
 
 

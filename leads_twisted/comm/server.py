@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError, maybeDeferred
-from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection
@@ -16,6 +17,9 @@ from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.protocol import LeadsServerFactory
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.service import Service, State
+from leads_twisted.comm.tls import TLSOptions
+
+_log = Logger(namespace="leads_twisted.server")
 
 #: Pending connections the kernel may hold for us (it caps this at net.core.somaxconn).
 DEFAULT_BACKLOG: int = 4096
@@ -37,10 +41,18 @@ class Server(Service):
         interface: str = "",
         backlog: int = DEFAULT_BACKLOG,
         endpoint: Any | Sequence[Any] = None,
+        max_connections: int | None = None,
+        tls: TLSOptions | None = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,
+        **link_options: Any,
     ) -> None:
-        super().__init__(port, callback, separator, max_message, max_queued, runner)
+        super().__init__(port, callback, separator, max_message, max_queued, runner, **link_options)
+        if max_connections is not None and (not isinstance(max_connections, int) or max_connections < 1):
+            raise ValueError(f"max_connections must be a positive number or None, not {max_connections!r}")
+        self._max_connections: int | None = max_connections
+        self._tls: TLSOptions | None = tls
+        self.refused_connections: int = 0
         self._interface: str = interface
         self._backlog: int = backlog
         self._endpoint: Any = endpoint
@@ -78,12 +90,16 @@ class Server(Service):
     def _write_messages(self, messages: list[bytes]) -> None:
         if self._connections:
             data = self._encoder.encode_all(messages)
+            count = len(messages)
             for connection in list(self._connections):
-                connection._write_encoded(data)
+                connection._write_encoded(data, count)
 
     def _endpoints(self) -> list[Any]:
         """The endpoints to listen on: the port by default, else each one given (descriptions parsed)."""
         given = self._endpoint
+        if given is None and self._tls is not None:
+            options = self._tls.server_options()
+            return [SSL4ServerEndpoint(self._reactor, self._port, options, self._backlog, self._interface)]
         if given is None:
             return [TCP4ServerEndpoint(self._reactor, self._port, self._backlog, self._interface)]
         if isinstance(given, str) or not isinstance(given, Sequence):
@@ -127,6 +143,20 @@ class Server(Service):
     def _finish_if_done(self) -> None:
         if self._state is State.CLOSING and self._listening_stopped and not self._connections:
             self._finish()
+
+    def _admits(self, address: Any) -> bool:
+        """Whether a new link may join: not while closing, nor beyond ``max_connections``."""
+        if self._state in (State.CLOSING, State.CLOSED):
+            return False
+        if self._max_connections is not None and len(self._connections) >= self._max_connections:
+            self.refused_connections += 1
+            _log.warn(
+                "refused {address}: already {limit} connections (max_connections)",
+                address=address,
+                limit=self._max_connections,
+            )
+            return False
+        return True
 
     def _add_connection(self, connection: Connection) -> None:
         self._connections[connection] = None

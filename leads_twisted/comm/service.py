@@ -19,7 +19,8 @@ from twisted.python.failure import Failure
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection, ConnectionBase
 from leads_twisted.comm.errors import describe_start_failure
-from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, Encoder, check_max_message
+from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT
+from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
 from leads_twisted.comm.outbox import CLOSE, DEFAULT_MAX_QUEUED, Outbox
 from leads_twisted.comm.reactor_thread import ReactorRunner, ReactorThreadError
 from leads_twisted.comm.reactor_thread import runner as shared_runner
@@ -61,11 +62,14 @@ class Service(ABC):
         max_message: int = DEFAULT_MAX_MESSAGE,
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,
+        **link_options: Any,
     ) -> None:
         self._port: int = check_port(port)
+        if callback is not None and not isinstance(callback, Callback):
+            raise TypeError(f"the callback must be a leads_twisted.comm.Callback, not {type(callback).__name__}")
         self._callback: Callback = callback if callback is not None else Callback()
-        self._encoder: Encoder = Encoder(separator)
-        self.max_message: int = check_max_message(max_message)
+        self._policy: LinkPolicy = LinkPolicy(separator=separator, max_message=max_message, **link_options)
+        self._encoder = self._policy.encoder
         self._runner: ReactorRunner = runner if runner is not None else shared_runner
         self._in_reactor_thread: Callable[[], bool] = self._runner.in_reactor_thread
         self._outbox: Outbox = Outbox(self._call_from_thread, max_queued)
@@ -81,7 +85,12 @@ class Service(ABC):
     @property
     def separator(self) -> bytes:
         """The bytes that end every message."""
-        return self._encoder.separator
+        return self._policy.separator
+
+    @property
+    def max_message(self) -> int:
+        """The most bytes one received message may have; a peer sending more is dropped."""
+        return self._policy.max_message
 
     @property
     def state(self) -> State:
@@ -236,7 +245,7 @@ class Service(ABC):
             waiter.callback(None)
 
     def _connection_made(self, protocol: LeadsProtocol) -> Connection:
-        connection = Connection(self, protocol.transport, self.separator)
+        connection = Connection(self, protocol.transport)
         self._add_connection(connection)
         self._invoke(self._callback.on_connect, self, connection)
         if self._state in (State.CLOSING, State.CLOSED):
@@ -244,16 +253,21 @@ class Service(ABC):
         return connection
 
     def _deliver(self, connection: Connection, messages: list[bytes]) -> None:
-        """Hand messages to ``on_receive`` in order, with ``sender()`` set; stop at ``disconnect`` or a close."""
+        """Hand messages to ``on_receive`` in order, with ``sender()`` set.
+
+        A peer's ``disconnect`` is answered with ours and closes the link; what the peer sent before it
+        closed is still delivered, also while our side is closing.
+        """
         self._sender = connection
         on_receive = self._callback.on_receive
+        skip_heartbeats = self._policy.heartbeat is not None
         try:
             for msg in messages:
-                if connection._closing:
-                    break
                 if msg == DISCONNECT:
                     connection._close_now()
-                    break
+                    continue
+                if skip_heartbeats and msg == HEARTBEAT:
+                    continue
                 try:
                     on_receive(self, msg)
                 except Exception as error:
@@ -266,6 +280,11 @@ class Service(ABC):
         self._remove_connection(connection)
         self._invoke(self._callback.on_disconnect, self, connection)
         self._after_connection_lost(connection)
+
+    def _connection_idle(self, connection: Connection, seconds: float) -> None:
+        """Nothing came from the peer for ``idle_timeout`` seconds: report it and close the link."""
+        self._report(TimeoutError(f"{connection} sent nothing for {seconds} s; closing it"))
+        connection._close_now()
 
     def _connection_broke_rules(self, connection: Connection | None, error: Exception) -> None:
         """A peer sent what the framing refuses: drop that link alone and say why."""
@@ -317,5 +336,6 @@ class Service(ABC):
     def _write_messages(self, messages: list[bytes]) -> None:
         """Deliver checked messages queued for the service itself (a client's sends, a server's broadcasts)."""
 
-    def _peer_is_slow(self, connection: Connection, slow: bool) -> None:  # noqa: B027 - optional hook
-        """The transport of ``connection`` is over (or back under) its buffer limit; ignored by default."""
+    def _peer_is_slow(self, connection: Connection, slow: bool) -> None:
+        """The transport of ``connection`` is over (or back under) its buffer limit."""
+        connection._peer_is_slow(slow)

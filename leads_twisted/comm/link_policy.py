@@ -1,0 +1,83 @@
+"""The settings every link of a service shares: framing, size bounds, slow-peer policy, liveness."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, Decoder, Encoder, check_max_message, check_separator
+from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
+
+FramingName = Literal["separator", "length"]
+SlowPolicy = Literal["disconnect", "drop"]
+
+#: Outgoing bytes a link may hold for a peer that is not reading, beyond the transport's own buffer.
+DEFAULT_MAX_BUFFERED: int = 4 * 1024 * 1024
+
+#: The message a heartbeat sends; only services with ``heartbeat`` set send it or swallow it.
+HEARTBEAT: bytes = b"heartbeat"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How a reconnecting client spaces its attempts: ``initial`` seconds, times ``factor`` per failure, at
+    most ``maximum``, each delay moved at random by up to ``jitter`` of itself so a fleet does not retry in
+    step."""
+
+    initial: float = 0.5
+    factor: float = 2.0
+    maximum: float = 30.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.factor < 1 or self.maximum < self.initial or not 0 <= self.jitter < 1:
+            raise ValueError(
+                f"{self!r} is not a usable backoff: need initial > 0, factor >= 1, maximum >= initial, 0 <= jitter < 1"
+            )
+
+    def policy(self, uniform: Callable[[float, float], float] = random.uniform) -> Callable[[int], float]:
+        """The delay before attempt number ``n`` (counted from 0 after a failure), as ``ClientService`` wants."""
+
+        def delay(failures: int) -> float:
+            base = min(self.initial * self.factor ** min(failures, 64), self.maximum)
+            return base * (1.0 + uniform(-self.jitter, self.jitter))
+
+        return delay
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    """What each link of one service obeys. Built once per service from its keyword options."""
+
+    separator: bytes = b";"
+    framing: FramingName = "separator"
+    max_message: int = DEFAULT_MAX_MESSAGE
+    max_buffered: int = DEFAULT_MAX_BUFFERED
+    slow_policy: SlowPolicy = "disconnect"
+    idle_timeout: float | None = None
+    heartbeat: float | None = None
+    encoder: Encoder | LengthEncoder = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_separator(self.separator)
+        check_max_message(self.max_message)
+        if self.framing not in ("separator", "length"):
+            raise ValueError(f"framing must be 'separator' or 'length', not {self.framing!r}")
+        if self.slow_policy not in ("disconnect", "drop"):
+            raise ValueError(f"slow_policy must be 'disconnect' or 'drop', not {self.slow_policy!r}")
+        if not isinstance(self.max_buffered, int) or self.max_buffered < 0:
+            raise ValueError(f"max_buffered must be a number of bytes, not {self.max_buffered!r}")
+        for name in ("idle_timeout", "heartbeat"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds or None, not {value!r}")
+        encoder = LengthEncoder() if self.framing == "length" else Encoder(self.separator)
+        object.__setattr__(self, "encoder", encoder)
+
+    def decoder(self) -> Decoder | LengthDecoder:
+        """A fresh decoder for one link."""
+        if self.framing == "length":
+            return LengthDecoder(self.max_message)
+        return Decoder(self.separator, self.max_message)
