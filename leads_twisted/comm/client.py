@@ -12,8 +12,9 @@ from typing import Any
 
 from twisted.application.internet import ClientService
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, clientFromString, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from leads_twisted.comm.callback import Callback
@@ -68,6 +69,7 @@ class Client(Service):
         self._address: str | None = None
         self._connection: Connection | None = None
         self._connecting: Deferred[Any] | None = None
+        self._first_link: Deferred[Connection | None] | None = None
         self._retrying: ClientService | None = None
         self._held_lock = threading.Lock()
         self._held: list[bytes] = []
@@ -143,37 +145,56 @@ class Client(Service):
             return clientFromString(self._reactor, endpoint)
         if endpoint is not None:
             return endpoint
-        endpoint = HostnameEndpoint(self._reactor, server_address, self._port, timeout=self._connect_timeout)
+        return HostnameEndpoint(self._reactor, server_address, self._port, timeout=self._connect_timeout)
+
+    def _factory_for(self, server_address: str) -> Any:
+        """Our factory, wrapped in TLS here rather than in the endpoint so the TLS layer sits right on our
+        protocol and tells it when the handshake is done (also under ``ClientService``'s proxy)."""
+        factory: Any = LeadsClientFactory(self)
         if self._tls is not None:
-            endpoint = wrapClientTLS(self._tls.client_options(server_address), endpoint)
-        return endpoint
+            factory = TLSMemoryBIOFactory(self._tls.client_options(server_address), True, factory)
+        return factory
 
     def _start_in_reactor(self, server_address: str) -> Deferred[Any]:
+        """Fires once the first link is up (connected and, over TLS, verified), or fails if it cannot be;
+        with reconnect on, a failed first attempt fires it with ``None`` and the retries go on."""
         self._address = server_address
         self._invoke(self._callback.on_initialize, self)
         endpoint = self._endpoint_for(server_address)
-        factory = LeadsClientFactory(self)
+        factory = self._factory_for(server_address)
+        self._first_link = Deferred()
         if not self._reconnect:
             connecting: Deferred[Any] = endpoint.connect(factory)
             self._connecting = connecting
-            connecting.addBoth(self._attempt_settled)
-            return connecting
-        self._retrying = ClientService(endpoint, factory, retryPolicy=self._backoff.policy(), clock=self._reactor)
-        self._retrying.startService()
-        first: Deferred[Any] = self._retrying.whenConnected(failAfterFailures=1)
-        first.addErrback(self._first_attempt_failed)
-        return first
+            connecting.addCallbacks(self._attempt_connected, self._first_attempt_failed)
+        else:
+            self._retrying = ClientService(endpoint, factory, retryPolicy=self._backoff.policy(), clock=self._reactor)
+            self._retrying.startService()
+            self._retrying.whenConnected(failAfterFailures=1).addErrback(self._first_attempt_failed)
+        return self._first_link
 
-    def _attempt_settled(self, result: Any) -> Any:
+    def _attempt_connected(self, _: object) -> None:
         self._connecting = None
-        return result
 
     def _first_attempt_failed(self, failure: Failure) -> None:
-        """With reconnect on, a failed first attempt is reported and the retries go on."""
-        if self._state is State.STARTING:
-            error = describe_start_failure(self, failure)
-            _log.warn("{service}: {error}; retrying in the background", service=self, error=error)
-            self._report(error)
+        self._connecting = None
+        first, self._first_link = self._first_link, None
+        if first is None:
+            return
+        if self._retrying is None:
+            first.errback(failure)
+            return
+        error = describe_start_failure(self, failure)
+        _log.warn("{service}: {error}; retrying in the background", service=self, error=error)
+        self._report(error)
+        first.callback(None)
+
+    def _link_failed(self, protocol: Any, reason: Failure) -> None:
+        if self._first_link is not None:
+            self._opening.discard(protocol)
+            self._first_attempt_failed(reason)
+        else:
+            super()._link_failed(protocol, reason)
 
     def _shut_down(self) -> None:
         connection = self._connection
@@ -199,6 +220,9 @@ class Client(Service):
             held, self._held, self._held_bytes = self._held, [], 0
         if held:
             connection._write_messages(held)
+        first, self._first_link = self._first_link, None
+        if first is not None:
+            first.callback(connection)
 
     def _remove_connection(self, connection: Connection) -> None:
         if self._connection is connection:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ISSLTransport
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -17,13 +17,18 @@ if TYPE_CHECKING:
     from leads_twisted.comm.service import Service
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHandshakeListener)
 class LeadsProtocol(Protocol, TimeoutMixin):
     """Frames one link and hands its messages and events to the service; it holds no policy of its own.
 
-    It registers itself as the transport's producer so the service hears when the peer falls behind, and
-    times the link out after ``idle_timeout`` seconds without a byte from the peer, if that is set.
+    The link is up, and reported to the service, once the transport is connected and, over TLS, once the
+    handshake has verified the peer. The protocol registers itself as the transport's producer so the
+    service hears when the peer falls behind, and times the link out after ``idle_timeout`` seconds without
+    a byte from the peer, if that is set (over TLS, also a handshake that takes longer than that or 10 s).
     """
+
+    #: Seconds a TLS handshake may take when no idle timeout is set.
+    handshake_timeout: float = 10.0
 
     def __init__(self, service: Service) -> None:
         self.service: Service = service
@@ -34,9 +39,21 @@ class LeadsProtocol(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
-        if hasattr(transport, "setTcpKeepAlive"):
-            transport.setTcpKeepAlive(1)
+        over_tls = ISSLTransport.providedBy(transport)
+        socket_transport = getattr(transport, "transport", transport) if over_tls else transport
+        if hasattr(socket_transport, "setTcpKeepAlive"):
+            socket_transport.setTcpKeepAlive(1)
         transport.registerProducer(self, True)
+        if over_tls:
+            self.service._link_opening(self)
+            self.setTimeout(self._idle_timeout or self.handshake_timeout)
+            return
+        self._link_up()
+
+    def handshakeCompleted(self) -> None:
+        self._link_up()
+
+    def _link_up(self) -> None:
         self.setTimeout(self._idle_timeout)
         self.connection = self.service._connection_made(self)
 
@@ -54,11 +71,15 @@ class LeadsProtocol(Protocol, TimeoutMixin):
     def timeoutConnection(self) -> None:
         if self.connection is not None:
             self.service._connection_idle(self.connection, self._idle_timeout or 0.0)
+        else:
+            self.transport.abortConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
         if self.connection is not None:
             self.service._connection_lost(self.connection, reason)
+        else:
+            self.service._link_failed(self, reason)
 
     # IPushProducer: the transport says when its buffer is over or back under its limit.
 

@@ -78,6 +78,7 @@ class Service(ABC):
         self._finished = threading.Event()
         self._finish_waiters: list[Deferred[None]] = []
         self._sender: ConnectionBase | None = None
+        self._opening: set[LeadsProtocol] = set()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} port={self._port} {self._state.value}>"
@@ -222,6 +223,7 @@ class Service(ABC):
         if self._state in (State.CLOSING, State.CLOSED):
             return
         self._state = State.CLOSING
+        self._abort_opening_links()
         self._shut_down()
 
     def _when_finished(self) -> Deferred[None]:
@@ -244,7 +246,22 @@ class Service(ABC):
         for waiter in waiters:
             waiter.callback(None)
 
+    def _link_opening(self, protocol: LeadsProtocol) -> None:
+        """A transport connected but the link is not up yet (a TLS handshake is under way)."""
+        self._opening.add(protocol)
+
+    def _link_failed(self, protocol: LeadsProtocol, reason: Failure) -> None:
+        """A transport ended before its link was up: over TLS, the handshake failed or timed out."""
+        self._opening.discard(protocol)
+        _log.warn("a link ended before it was up: {reason}", reason=reason.getErrorMessage())
+        self._report(ConnectionError(f"a link ended before it was up (TLS handshake?): {reason.getErrorMessage()}"))
+
+    def _abort_opening_links(self) -> None:
+        for protocol in list(self._opening):
+            protocol.transport.abortConnection()  # type: ignore[union-attr]
+
     def _connection_made(self, protocol: LeadsProtocol) -> Connection:
+        self._opening.discard(protocol)
         connection = Connection(self, protocol.transport)
         self._add_connection(connection)
         self._invoke(self._callback.on_connect, self, connection)
