@@ -74,6 +74,7 @@ class Client(Service):
         self._held_lock = threading.Lock()
         self._held: list[bytes] = []
         self._held_bytes: int = 0
+        self._in_transit: int = 0
 
     def describe_target(self) -> str:
         """Where this client connects, for messages."""
@@ -107,20 +108,26 @@ class Client(Service):
         ``IOError`` says so if that queue is full.
         """
         self._encoder.check(msg)
-        connection = self._connection
-        if connection is None or connection.closed():
-            self._check_can_hold(msg)
         if self._in_reactor_thread():
-            self._write_messages([msg])
-        else:
-            self._outbox.put(self, msg)
+            connection = self._connection
+            if connection is None or connection.closed():
+                self._check_can_hold(msg)
+            self._send_or_hold([msg])
+            return
+        with self._held_lock:
+            connection = self._connection
+            if connection is None or connection.closed():
+                self._check_can_hold(msg)
+            # Counted until the reactor takes it, so that sends running ahead of it cannot overfill the queue.
+            self._in_transit += len(msg)
+        self._outbox.put(self, msg)
 
     def _check_can_hold(self, msg: bytes) -> None:
         if self._state in (State.CLOSING, State.CLOSED):
             raise OSError(f"the client for {self.describe_target()} is closed")
         if not self._queue_limit:
             raise OSError(f"the client is not connected to {self.describe_target()}; start it with start_client()")
-        if self._held_bytes + len(msg) > self._queue_limit:
+        if self._held_bytes + self._in_transit + len(msg) > self._queue_limit:
             raise OSError(
                 f"the client is not connected to {self.describe_target()} and its queue of "
                 f"{self._queue_limit} bytes is full; the message was not accepted"
@@ -129,6 +136,12 @@ class Client(Service):
     # Reactor thread from here on.
 
     def _write_messages(self, messages: list[bytes]) -> None:
+        """Messages sent from other threads, reaching the reactor through the outbox."""
+        with self._held_lock:
+            self._in_transit -= sum(map(len, messages))
+        self._send_or_hold(messages)
+
+    def _send_or_hold(self, messages: list[bytes]) -> None:
         connection = self._connection
         if connection is not None and not connection.closed():
             connection._write_messages(messages)
@@ -155,14 +168,16 @@ class Client(Service):
             factory = TLSMemoryBIOFactory(self._tls.client_options(server_address), True, factory)
         return factory
 
-    def _start_in_reactor(self, server_address: str) -> Deferred[Any]:
+    def _start_in_reactor(self, server_address: str = "127.0.0.1") -> Deferred[Any]:
         """Fires once the first link is up (connected and, over TLS, verified), or fails if it cannot be;
         with reconnect on, a failed first attempt fires it with ``None`` and the retries go on."""
         self._address = server_address
         self._invoke(self._callback.on_initialize, self)
         endpoint = self._endpoint_for(server_address)
         factory = self._factory_for(server_address)
-        self._first_link = Deferred()
+        # Kept here too: an endpoint that connects at once (a serial port) settles it before connect returns.
+        first_link: Deferred[Connection | None] = Deferred()
+        self._first_link = first_link
         if not self._reconnect:
             connecting: Deferred[Any] = endpoint.connect(factory)
             self._connecting = connecting
@@ -171,7 +186,7 @@ class Client(Service):
             self._retrying = ClientService(endpoint, factory, retryPolicy=self._backoff.policy(), clock=self._reactor)
             self._retrying.startService()
             self._retrying.whenConnected(failAfterFailures=1).addErrback(self._first_attempt_failed)
-        return self._first_link
+        return first_link
 
     def _attempt_connected(self, _: object) -> None:
         self._connecting = None
@@ -212,7 +227,9 @@ class Client(Service):
         if retrying is None:
             self._finish()
             return
-        retrying.stopService().addBoth(lambda _: self._finish())
+        # ClientService cannot be stopped from inside its own callbacks (on_fail for the first attempt, or the
+        # start Deferred, run there): stop it on the reactor's next turn, before any retry could begin.
+        self._reactor.callLater(0, lambda: retrying.stopService().addBoth(lambda _: self._finish()))
 
     def _add_connection(self, connection: Connection) -> None:
         self._connection = connection
@@ -220,6 +237,9 @@ class Client(Service):
             held, self._held, self._held_bytes = self._held, [], 0
         if held:
             connection._write_messages(held)
+
+    def _after_link_up(self, connection: Any) -> None:
+        """The first link is up and ``on_connect`` has run: a waiting ``start`` may return."""
         first, self._first_link = self._first_link, None
         if first is not None:
             first.callback(connection)

@@ -13,15 +13,19 @@ DEFAULT_MAX_MESSAGE: int = 8 * 1024 * 1024
 
 
 class MessageTooLong(ValueError):
-    """A peer sent more than ``max_message`` bytes without a separator."""
+    """A peer sent more than ``max_message`` bytes without a separator.
 
-    def __init__(self, length: int, max_message: int) -> None:
+    ``complete`` holds the messages that arrived whole before the one too long, still to be delivered.
+    """
+
+    def __init__(self, length: int, max_message: int, complete: list[bytes] | None = None) -> None:
         super().__init__(
             f"a message of at least {length} bytes exceeds the limit of {max_message} bytes; "
             f"raise max_message on both ends if such messages are expected"
         )
         self.length: int = length
         self.max_message: int = max_message
+        self.complete: list[bytes] = complete if complete is not None else []
 
 
 def check_separator(separator: bytes) -> bytes:
@@ -105,8 +109,8 @@ class Decoder:
     def feed(self, data: bytes) -> list[bytes]:
         """Take the next chunk of the stream and return the messages it completes, in order.
 
-        Raises ``MessageTooLong`` once a message grows past ``max_message`` bytes; the decoder should then be
-        discarded with the connection it served.
+        Raises ``MessageTooLong`` once a message grows past ``max_message`` bytes, carrying the messages
+        completed before it; the decoder should then be discarded with the connection it served.
         """
         separator = self.separator
         pending = self._pending
@@ -126,7 +130,11 @@ class Decoder:
         if len(data) > self.max_message:
             self._check_lengths(messages)
         if rest:
-            self._hold(rest)
+            try:
+                self._hold(rest)
+            except MessageTooLong as error:
+                error.complete = messages
+                raise
         return messages
 
     def _hold(self, data: bytes) -> list[bytes]:
@@ -134,12 +142,14 @@ class Decoder:
         self._pending_length += len(data)
         if self._boundary:
             self._tail = (self._tail + data[-self._boundary :])[-self._boundary :]
-        if self._pending_length > self.max_message:
+        # The last bytes held may be the start of a separator, not message: a message of exactly max_message
+        # bytes whose separator is cut in two must pass. A longer one is caught here or once it ends.
+        if self._pending_length > self.max_message + self._boundary:
             raise MessageTooLong(self._pending_length, self.max_message)
         return []
 
     def _check_lengths(self, messages: list[bytes]) -> None:
         max_message = self.max_message
-        for msg in messages:
+        for index, msg in enumerate(messages):
             if len(msg) > max_message:
-                raise MessageTooLong(len(msg), max_message)
+                raise MessageTooLong(len(msg), max_message, messages[:index])

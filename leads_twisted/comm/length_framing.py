@@ -74,7 +74,7 @@ class LengthDecoder:
         while available - offset >= HEADER_SIZE:
             (length,) = unpack_from(buffer, offset)
             if length > self.max_message:
-                raise MessageTooLong(length, self.max_message)
+                raise MessageTooLong(length, self.max_message, messages)
             end = offset + HEADER_SIZE + length
             if end > available:
                 break

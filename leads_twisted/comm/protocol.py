@@ -10,8 +10,6 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from leads_twisted.comm.framing import MessageTooLong
-
 if TYPE_CHECKING:
     from leads_twisted.comm.connection import Connection
     from leads_twisted.comm.service import Service
@@ -60,13 +58,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         if self._idle_timeout is not None:
             self.resetTimeout()
-        try:
-            messages = self.decoder.feed(data)
-        except MessageTooLong as error:
-            self.service._connection_broke_rules(self.connection, error)
-            return
-        if messages:
-            self.service._deliver(self.connection, messages)
+        self.service._receive(self.connection, self.decoder, data)
 
     def timeoutConnection(self) -> None:
         if self.connection is not None:

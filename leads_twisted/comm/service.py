@@ -13,13 +13,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection, ConnectionBase
 from leads_twisted.comm.errors import describe_start_failure
-from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT
+from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, MessageTooLong
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
 from leads_twisted.comm.outbox import CLOSE, DEFAULT_MAX_QUEUED, Outbox
 from leads_twisted.comm.reactor_thread import ReactorRunner, ReactorThreadError
@@ -145,7 +146,12 @@ class Service(ABC):
         if blocking_here:
             self._begin(*args, **kwargs).addErrback(lambda _: None)
             return self
-        self._runner.call(self._begin, *args, **kwargs)
+        try:
+            self._runner.call(self._begin, *args, **kwargs)
+        except KeyboardInterrupt:
+            # Ctrl-C while still listening or connecting: close what was begun, as after start-up.
+            self.close()
+            raise
         if not parallel:
             self._wait_until_finished()
         return self
@@ -263,11 +269,50 @@ class Service(ABC):
     def _connection_made(self, protocol: LeadsProtocol) -> Connection:
         self._opening.discard(protocol)
         connection = Connection(self, protocol.transport)
-        self._add_connection(connection)
+        self._link_up(connection)
+        return connection
+
+    def _link_up(self, connection: ConnectionBase) -> None:
+        """A link is up, whatever carries it: keep it and report it; a closing service closes it at once."""
+        self._add_connection(connection)  # type: ignore[arg-type]
         self._invoke(self._callback.on_connect, self, connection)
         if self._state in (State.CLOSING, State.CLOSED):
             connection._close_now()
-        return connection
+        self._after_link_up(connection)
+
+    def _after_link_up(self, connection: ConnectionBase) -> None:  # noqa: B027 - a hook, empty by default
+        """A link is up and ``on_connect`` has run."""
+
+    # A custom transport's side (see ``ConnectionBase``): in the reactor thread, like everything below.
+
+    def attach(self, connection: ConnectionBase) -> None:
+        """A link carried by ``connection`` (a custom ``ConnectionBase``) is up: keep it, call ``on_connect``.
+
+        Then hand each chunk of bytes from its peer to ``feed``, and say when it has ended with ``detach``.
+        Raises ``RuntimeError`` unless the service has been started and is not closed.
+        """
+        if self._state in (State.NEW, State.CLOSED):
+            raise RuntimeError(f"{self!r} takes links only once started and until closed")
+        connection._encoder = self._policy.encoder
+        connection._decoder = self._policy.decoder()
+        self._link_up(connection)
+
+    def feed(self, connection: ConnectionBase, data: bytes) -> None:
+        """Bytes from the peer of an attached link: each complete message goes to ``on_receive``, in order.
+
+        A peer that breaks the framing (a message over ``max_message``) is reported to ``on_fail``, its link
+        closed and at once forgotten, as if detached. Bytes that come after ``detach`` are ignored.
+        """
+        decoder = connection._decoder
+        if decoder is None:
+            raise RuntimeError(f"{connection!r} was never attached; call attach(connection) when its link is up")
+        if not connection._lost:
+            self._receive(connection, decoder, data)
+
+    def detach(self, connection: ConnectionBase) -> None:
+        """An attached link has ended, whichever side ended it: forget it and call ``on_disconnect``, once."""
+        if connection._decoder is not None and not connection._lost:
+            self._connection_lost(connection, connectionDone)  # type: ignore[arg-type]
 
     def _deliver(self, connection: Connection, messages: list[bytes]) -> None:
         """Hand messages to ``on_receive`` in order, with ``sender()`` set.
@@ -303,13 +348,31 @@ class Service(ABC):
         self._report(TimeoutError(f"{connection} sent nothing for {seconds} s; closing it"))
         connection._close_now()
 
-    def _connection_broke_rules(self, connection: Connection | None, error: Exception) -> None:
+    def _receive(self, connection: Any, decoder: Any, data: bytes) -> None:
+        """Bytes from a link's peer: deliver the messages they complete, or drop a peer breaking the framing
+        after delivering what it sent whole before."""
+        try:
+            messages = decoder.feed(data)
+        except MessageTooLong as error:
+            if error.complete:
+                self._deliver(connection, error.complete)
+            self._connection_broke_rules(connection, error)
+            return
+        if messages:
+            self._deliver(connection, messages)
+
+    def _connection_broke_rules(self, connection: ConnectionBase, error: Exception) -> None:
         """A peer sent what the framing refuses: drop that link alone and say why."""
         _log.error("dropping {connection}: {error}", connection=connection, error=error)
         self._report(error)
-        if connection is not None and not connection._lost:
+        if connection._lost:
+            return
+        if isinstance(connection, Connection):
             connection._closing = True
             connection._transport.abortConnection()
+        else:
+            connection._close_now()
+            self.detach(connection)
 
     def _invoke(self, method: Callable[..., None], *args: Any) -> None:
         try:
