@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from leads_twisted.comm.framing import DISCONNECT, Encoder
+from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
+from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
 from leads_twisted.comm.outbox import CLOSE
 
@@ -32,12 +33,24 @@ def _describe_peer(peer: object, transport: object) -> str:
 
 
 class ConnectionBase(ABC):
-    """One link between a service and a peer.
+    """One link between a service and a peer: callbacks get it to send to that peer alone, or to close it.
 
-    The contract a transport must meet: ``send`` frames and delivers one message, in order, from any thread;
-    ``close`` tells the peer ``disconnect`` after everything sent before and then ends the link; ``closed``
-    says whether the link can still send. The service reports the link through ``on_connect`` and
-    ``on_disconnect``.
+    ``Connection`` carries a link over a Twisted transport. A link over anything else is a subclass that keeps
+    this contract, and then works with the same ``Server`` and ``Client`` (callbacks, framing, ``broadcast``,
+    ``sender()``, closing):
+
+    - ``__init__`` calls ``super().__init__(separator)``;
+    - ``send(msg)`` puts ``self.frame(msg)`` on the wire (``frame`` raises ``ValueError`` for a message that
+      would not arrive as one), in order, from any thread; it raises ``OSError`` once ``closed()``;
+    - ``close()`` makes ``closed()`` true at once, then, after everything sent before, puts
+      ``self.frame(DISCONNECT)`` on the wire and ends the link; from any thread; a second call does nothing;
+    - the transport reports the link to its service, in the reactor thread: ``service.attach(link)`` once it
+      is up (``on_connect``), ``service.feed(link, data)`` with each chunk of bytes from the peer (the
+      messages go to ``on_receive``, ``sender()`` being the link), and ``service.detach(link)`` once it has
+      ended, whichever side ended it (``on_disconnect``, once).
+
+    The service uses nothing else of such a link (see the defaults at the end of the class). Idle timeouts,
+    heartbeats, TLS, ``max_connections`` and reconnecting come with Twisted transports and endpoints only.
     """
 
     def __init__(self, separator: bytes = b";") -> None:
@@ -69,6 +82,44 @@ class ConnectionBase(ABC):
             self.send(DISCONNECT)
         except OSError:
             return
+
+    def frame(self, msg: bytes) -> bytes:
+        """The wire bytes of ``msg`` in this link's framing (its service's, once attached).
+
+        Raises ``ValueError`` (or ``TypeError``) if ``msg`` cannot be sent as one message.
+        """
+        return self._encoder.encode(msg)
+
+    # What the service does to a link, in the reactor thread. ``Connection`` does it on its transport; these
+    # defaults do it through the public methods, so that a subclass for another transport needs nothing more.
+
+    _closing: bool = False
+    _lost: bool = False
+    _decoder: Decoder | LengthDecoder | None = None
+
+    def _write_messages(self, messages: list[bytes]) -> None:
+        try:
+            for msg in messages:
+                if self.closed():
+                    return
+                self.send(msg)
+        except OSError:
+            return
+
+    def _write_encoded(self, data: bytes, count: int = 1) -> None:
+        """A broadcast, framed once for all links: hand its messages to ``send`` one by one."""
+        encoder = self._encoder
+        bound = max(len(data), 1)
+        decoder = LengthDecoder(bound) if isinstance(encoder, LengthEncoder) else Decoder(encoder.separator, bound)
+        self._write_messages(decoder.feed(data))
+
+    def _close_now(self) -> None:
+        if not (self._closing or self._lost):
+            self._closing = True
+            self.close()
+
+    def _mark_lost(self) -> None:
+        self._lost = True
 
 
 class SlowPeer(OSError):
@@ -160,8 +211,14 @@ class Connection(ConnectionBase):
         self._transport.write(data)
 
     def _peer_is_slow(self, slow: bool) -> None:
-        """The transport's buffer went over its limit (start counting what is held) or drained (stop)."""
-        self._held = 0 if slow else None
+        """The transport's buffer went over its limit (start counting what is held) or drained (stop).
+
+        Twisted says "over" again on every write while the buffer stays full: the count goes on from there.
+        """
+        if not slow:
+            self._held = None
+        elif self._held is None:
+            self._held = 0
 
     def _too_slow(self, count: int) -> None:
         if self._drop_when_slow:

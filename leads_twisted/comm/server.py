@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError, maybeDeferred
-from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection
+from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.protocol import LeadsServerFactory
@@ -104,7 +105,7 @@ class Server(Service):
             return [TCP4ServerEndpoint(self._reactor, self._port, self._backlog, self._interface)]
         if isinstance(given, str) or not isinstance(given, Sequence):
             given = [given]
-        return [serverFromString(self._reactor, e) if isinstance(e, str) else e for e in given]
+        return [server_endpoint(self._reactor, e) if isinstance(e, str) else e for e in given]
 
     def _start_in_reactor(self) -> Deferred[Any]:
         factory = LeadsServerFactory(self)
