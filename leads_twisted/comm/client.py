@@ -14,7 +14,6 @@ from twisted.application.internet import ClientService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from leads_twisted.comm.callback import Callback
@@ -165,6 +164,8 @@ class Client(Service):
         protocol and tells it when the handshake is done (also under ``ClientService``'s proxy)."""
         factory: Any = LeadsClientFactory(self)
         if self._tls is not None:
+            from twisted.protocols.tls import TLSMemoryBIOFactory  # needs the tls extra (pyOpenSSL)
+
             factory = TLSMemoryBIOFactory(self._tls.client_options(server_address), True, factory)
         return factory
 
