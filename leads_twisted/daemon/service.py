@@ -1,0 +1,92 @@
+"""The daemon as a twistd service: listen before privileges are dropped, tell systemd, close cleanly on stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python import threadable
+from twisted.python.failure import Failure
+
+from leads_twisted.comm import Server
+from leads_twisted.daemon.readiness import Notifier
+
+_log = Logger(namespace="leads_twisted.daemon")
+
+
+def describe_address(address: Any) -> str:
+    """``host:port``, ``[host]:port`` or ``unix:path`` for a listening port's address."""
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return f"unix:{name.decode(errors='replace') if isinstance(name, bytes) else name}"
+    return str(address)
+
+
+class CommService(Service):
+    """Runs one ``Server`` inside twistd.
+
+    It listens in ``privilegedStartService``, before twistd drops privileges and before the reactor runs, so
+    a port in use ends the start at once with status 1 (the library has logged the one-line reason). Once the
+    reactor runs it sends systemd ``READY=1``; on stop, ``STOPPING=1``, then every client is told
+    ``disconnect`` and twistd waits until all links have ended.
+
+    ``foreground`` is twistd's ``--nodaemon``: a daemonizing twistd must see the start fail with an exception
+    so that the process waiting for it hears of it (``SystemExit`` would leave it waiting forever).
+    """
+
+    name = "leads-comm"
+
+    def __init__(self, server: Server, reactor: Any, notifier: Notifier, mode: str, foreground: bool = True) -> None:
+        self.server: Server = server
+        self._reactor: Any = reactor
+        self._notifier: Notifier = notifier
+        self._mode: str = mode
+        self._foreground: bool = foreground
+        self._starting: bool = False
+        self._failure: Failure | None = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        # twistd runs the reactor in this thread; say so now, as reactor.run() will, so the library lets us
+        # start the server here (and treats user code called from this thread as reactor-thread code).
+        threadable.registerAsIOThread()
+        self._starting = True
+        try:
+            self.server.start_in_reactor().addCallbacks(self._listening, self._cannot_listen)
+        finally:
+            self._starting = False
+        if self._failure is not None:
+            if self._foreground:
+                raise SystemExit(1)  # the reason is logged in one line; a traceback would only bury it
+            self._failure.raiseException()
+
+    def _listening(self, _: object) -> None:
+        self._reactor.callWhenRunning(self._announce)
+
+    def _cannot_listen(self, failure: Failure) -> None:
+        """The reason is logged by the library; end twistd. Only a late failure gets here with it running."""
+        self._failure = failure
+        if not self._starting:
+            # An endpoint that failed after the start returned: stop without ever having said READY=1, which
+            # systemd counts as a failed start.
+            self._reactor.callWhenRunning(self._reactor.stop)
+
+    def _announce(self) -> None:
+        where = ", ".join(describe_address(port.getHost()) for port in self.server.listening_ports())
+        _log.info("leads-comm ({mode}) listening on {where}", mode=self._mode, where=where)
+        self._notifier.ready(f"{self._mode} on {where}")
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        count = self.server.num_connections()
+        self._notifier.stopping(f"telling {count} clients to disconnect")
+        _log.info("stopping: telling {count} clients to disconnect", count=count)
+        return self.server.close_in_reactor().addCallback(self._closed)
+
+    def _closed(self, _: object) -> None:
+        _log.info("every link has ended")

@@ -1,0 +1,166 @@
+"""``twistd leads-comm``: its options and ``makeService``, which the plugin names by this module's path.
+
+A mistake in the command line ends twistd with one line on stderr and status 1, not twistd's full usage text
+or a traceback: on a vehicle the line lands in the journal, where it must say what to fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from leads_twisted.comm import DEFAULT_MAX_MESSAGE, Callback, Server
+from leads_twisted.comm.endpoints import server_endpoint
+from leads_twisted.comm.framing import check_separator
+from leads_twisted.comm.reactor_thread import ReactorRunner
+from leads_twisted.daemon.loader import CallbackNotLoaded, load_callback_class, make_callback
+from leads_twisted.daemon.modes import MODES, Chained
+from leads_twisted.daemon.readiness import Notifier
+from leads_twisted.daemon.service import CommService
+from leads_twisted.logger import leave_output_to_host
+
+DEFAULT_PORT: int = 16900
+
+LONGDESC = """\
+Serves LEADS clients over TCP or any Twisted server endpoint. By default it is a relay hub: each message from a
+client goes to every other connected client, in order, and not back to its sender. --callback runs your own
+Callback after the mode, in the reactor thread. On SIGTERM every client is told "disconnect" before the process
+ends. Under systemd (Type=notify) it reports READY=1 once every listener is up, and STOPPING=1.
+"""
+
+
+class Options(usage.Options):
+    """The command line of ``twistd leads-comm``."""
+
+    longdesc = LONGDESC
+    compData = usage.Completions(optActions={"mode": usage.CompleteList(sorted(MODES))})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["port"] = DEFAULT_PORT
+        self["interface"] = ""
+        self["endpoint"] = []
+        self["separator"] = b";"
+        self["max-message"] = DEFAULT_MAX_MESSAGE
+        self["mode"] = "relay"
+        self["callback"] = None
+
+    def opt_port(self, value: str) -> None:
+        """TCP port to listen on, 0 for any free one [default: 16900]"""
+        self["port"] = _number("--port", value, 0, 65535)
+
+    opt_p = opt_port
+
+    def opt_interface(self, address: str) -> None:
+        """address to listen on with --port [default: all interfaces]"""
+        self["interface"] = address
+
+    opt_i = opt_interface
+
+    def opt_endpoint(self, description: str) -> None:
+        """Twisted server endpoint to listen on instead of --port/--interface, like tcp6:16900,
+        unix:/run/leads-comm/socket or systemd:domain=INET6:name=leads-comm; repeat it to listen on several"""
+        self["endpoint"].append(description)
+
+    opt_e = opt_endpoint
+
+    def opt_separator(self, value: str) -> None:
+        """bytes that end every message; backslash escapes such as \\n or \\x00 are understood [default: ;]"""
+        try:
+            self["separator"] = check_separator(codecs.escape_decode(value.encode())[0])
+        except ValueError as error:
+            raise usage.UsageError(f"--separator {value!r}: {error}") from None
+
+    def opt_max_message(self, value: str) -> None:
+        """longest message a client may send, in bytes [default: 8388608]"""
+        self["max-message"] = _number("--max-message", value, 1, None)
+
+    def opt_mode(self, value: str) -> None:
+        """what to do with each message: relay (to every other client), echo (to its sender) or log [default:
+        relay]"""
+        if value not in MODES:
+            raise usage.UsageError(f"--mode must be one of {', '.join(MODES)}, not {value!r}")
+        self["mode"] = value
+
+    opt_m = opt_mode
+
+    def opt_callback(self, spec: str) -> None:
+        """module:Class of a leads_twisted.comm.Callback subclass to run after the mode, for every event"""
+        leave_output_to_host()  # before the user's module is imported, in case it logs at import
+        try:
+            self["callback"] = load_callback_class(spec)
+        except CallbackNotLoaded as error:
+            _exit(str(error))
+
+    opt_c = opt_callback
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Parse, or end the process with one line saying what is wrong."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as error:
+            _exit(f"{error} (see twistd leads-comm --help)")
+
+
+def makeService(options: Options, reactor: Any = None) -> IService:
+    """The service twistd runs: a ``Server`` with the chosen mode (and callback), wrapped in ``CommService``."""
+    leave_output_to_host()
+    if reactor is None:
+        from twisted.internet import reactor
+    endpoints: list[str] = options["endpoint"]
+    for description in endpoints:
+        _check_endpoint(reactor, description)
+    callbacks: list[Callback] = [MODES[options["mode"]]()]
+    if options["callback"] is not None:
+        try:
+            callbacks.append(make_callback(options["callback"]))
+        except CallbackNotLoaded as error:
+            _exit(str(error))
+    server = Server(
+        options["port"],
+        Chained(*callbacks) if len(callbacks) > 1 else callbacks[0],
+        options["separator"],
+        options["max-message"],
+        interface=options["interface"],
+        endpoint=endpoints or None,
+        runner=ReactorRunner(reactor),
+    )
+    twistd = getattr(options, "parent", None)
+    foreground = twistd is None or bool(twistd.get("nodaemon"))
+    return CommService(server, reactor, Notifier.from_environment(), options["mode"], foreground)
+
+
+def _check_endpoint(reactor: Any, description: str) -> None:
+    """Parse an endpoint description as the server will, now, so a mistake is one line before anything starts."""
+    try:
+        server_endpoint(reactor, description)
+    except KeyError as error:
+        if description.startswith("systemd:"):
+            _exit(
+                f"--endpoint {description}: systemd passed no socket named {error}; start the service through "
+                f"its .socket unit, whose FileDescriptorName= must match the name"
+            )
+        _exit(f"--endpoint {description}: missing {error}")
+    except IndexError:
+        _exit(f"--endpoint {description}: systemd passed no socket with that index")
+    except Exception as error:  # any parser's complaint about the user's text
+        _exit(f"--endpoint {description}: {error}")
+
+
+def _number(option: str, value: str, lowest: int, highest: int | None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < lowest or (highest is not None and number > highest):
+        bounds = f"from {lowest} to {highest}" if highest is not None else f"of at least {lowest}"
+        raise usage.UsageError(f"{option} must be a whole number {bounds}, not {value!r}")
+    return number
+
+
+def _exit(message: str) -> NoReturn:
+    raise SystemExit(f"twistd leads-comm: {message}")
