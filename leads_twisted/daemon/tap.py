@@ -16,7 +16,9 @@ from twisted.python import usage
 from leads_twisted.comm import DEFAULT_MAX_MESSAGE, Callback, Server
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.framing import check_separator
+from leads_twisted.comm.link_policy import DEFAULT_MAX_BUFFERED
 from leads_twisted.comm.reactor_thread import ReactorRunner
+from leads_twisted.comm.tls import TLSOptions
 from leads_twisted.daemon.loader import CallbackNotLoaded, load_callback_class, make_callback
 from leads_twisted.daemon.modes import MODES, Chained
 from leads_twisted.daemon.readiness import Notifier
@@ -48,6 +50,15 @@ class Options(usage.Options):
         self["max-message"] = DEFAULT_MAX_MESSAGE
         self["mode"] = "relay"
         self["callback"] = None
+        self["max-connections"] = None
+        self["max-buffered"] = DEFAULT_MAX_BUFFERED
+        self["slow-policy"] = "disconnect"
+        self["idle-timeout"] = None
+        self["heartbeat"] = None
+        self["framing"] = "separator"
+        self["tls-certificate"] = None
+        self["tls-key"] = None
+        self["tls-ca"] = None
 
     def opt_port(self, value: str) -> None:
         """TCP port to listen on, 0 for any free one [default: 16900]"""
@@ -78,6 +89,54 @@ class Options(usage.Options):
     def opt_max_message(self, value: str) -> None:
         """longest message a client may send, in bytes [default: 8388608]"""
         self["max-message"] = _number("--max-message", value, 1, None)
+
+    def opt_max_connections(self, value: str) -> None:
+        """most clients connected at once; one more is closed at once, with a log line [default: no limit]"""
+        self["max-connections"] = _number("--max-connections", value, 1, None)
+
+    def opt_max_buffered(self, value: str) -> None:
+        """bytes held for a client that stopped reading before --slow-policy acts [default: 4194304]"""
+        self["max-buffered"] = _number("--max-buffered", value, 0, None)
+
+    def opt_slow_policy(self, value: str) -> None:
+        """disconnect a client past --max-buffered, or drop messages for it [default: disconnect]"""
+        if value not in ("disconnect", "drop"):
+            raise usage.UsageError(f"--slow-policy must be disconnect or drop, not {value!r}")
+        self["slow-policy"] = value
+
+    def opt_idle_timeout(self, value: str) -> None:
+        """seconds without a byte from a client before it is closed [default: none]"""
+        self["idle-timeout"] = _seconds("--idle-timeout", value)
+
+    def opt_heartbeat(self, value: str) -> None:
+        """seconds between heartbeats to each client; LEADS 0.9.x clients see them as messages [default: none]"""
+        self["heartbeat"] = _seconds("--heartbeat", value)
+
+    def opt_framing(self, value: str) -> None:
+        """separator (as LEADS 0.9.x) or length (4-byte length prefix; clients must use it too) [default: separator]"""
+        if value not in ("separator", "length"):
+            raise usage.UsageError(f"--framing must be separator or length, not {value!r}")
+        self["framing"] = value
+
+    def opt_tls_certificate(self, path: str) -> None:
+        """PEM certificate of the server: listen with TLS on --port (needs --tls-key)"""
+        self["tls-certificate"] = _readable("--tls-certificate", path)
+
+    def opt_tls_key(self, path: str) -> None:
+        """PEM private key of --tls-certificate"""
+        self["tls-key"] = _readable("--tls-key", path)
+
+    def opt_tls_ca(self, path: str) -> None:
+        """PEM CA certificate: require every client to present a certificate it signed (mutual TLS)"""
+        self["tls-ca"] = _readable("--tls-ca", path)
+
+    def postOptions(self) -> None:
+        """Check the options that only make sense together."""
+        tls = (self["tls-certificate"], self["tls-key"], self["tls-ca"])
+        if any(tls) and not (self["tls-certificate"] and self["tls-key"]):
+            raise usage.UsageError("TLS needs both --tls-certificate and --tls-key")
+        if any(tls) and self["endpoint"]:
+            raise usage.UsageError("--tls-* options apply to --port; with --endpoint use an ssl: description")
 
     def opt_mode(self, value: str) -> None:
         """what to do with each message: relay (to every other client), echo (to its sender) or log [default:
@@ -128,6 +187,13 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         interface=options["interface"],
         endpoint=endpoints or None,
         runner=ReactorRunner(reactor),
+        max_connections=options["max-connections"],
+        max_buffered=options["max-buffered"],
+        slow_policy=options["slow-policy"],
+        idle_timeout=options["idle-timeout"],
+        heartbeat=options["heartbeat"],
+        framing=options["framing"],
+        tls=_tls_options(options),
     )
     twistd = getattr(options, "parent", None)
     foreground = twistd is None or bool(twistd.get("nodaemon"))
@@ -149,6 +215,39 @@ def _check_endpoint(reactor: Any, description: str) -> None:
         _exit(f"--endpoint {description}: systemd passed no socket with that index")
     except Exception as error:  # any parser's complaint about the user's text
         _exit(f"--endpoint {description}: {error}")
+
+
+def _tls_options(options: Options) -> TLSOptions | None:
+    """The server's TLS settings from the --tls-* options, or None for plain TCP."""
+    if not options["tls-certificate"]:
+        return None
+    tls = TLSOptions(options["tls-certificate"], options["tls-key"], options["tls-ca"])
+    try:
+        tls.server_options()
+    except ImportError:
+        _exit("TLS needs pyOpenSSL: pip install 'leads_twisted[tls]'")
+    except Exception as error:  # the certificate or key text is not what OpenSSL expects
+        _exit(f"cannot use the TLS certificate and key: {error}")
+    return tls
+
+
+def _seconds(option: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise usage.UsageError(f"{option} must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+def _readable(option: str, path: str) -> str:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise usage.UsageError(f"{option} {path}: {error.strerror}") from None
+    return path
 
 
 def _number(option: str, value: str, lowest: int, highest: int | None) -> int:

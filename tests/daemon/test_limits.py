@@ -1,0 +1,82 @@
+"""The daemon's flags for limits and framing reach its server: checked against a real twistd."""
+
+from __future__ import annotations
+
+import struct
+
+from .twistd_harness import Client, Daemons, run_twistd
+
+
+def echoed(*clients: Client) -> None:
+    """Each client's link is registered by the echo daemon: its message comes back."""
+    for client in clients:
+        client.send(b"ping")
+        assert client.receive(1) == [b"ping"]
+
+
+def test_max_connections_turns_the_extra_client_away(daemons: Daemons) -> None:
+    daemon = daemons.start("--interface", "127.0.0.1", "--port", "0", "--mode", "echo", "--max-connections", "2")
+    first, second = Client(daemon.port), Client(daemon.port)
+    try:
+        echoed(first, second)
+        extra = Client(daemon.port)
+        try:
+            assert extra.receive_until_closed() == b""  # closed at once, before any byte
+        finally:
+            extra.close()
+        first.send(b"still here")
+        assert first.receive(1) == [b"still here"]
+        daemon.wait_for_log("max_connections")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_length_framing_carries_the_separator(daemons: Daemons) -> None:
+    daemon = daemons.start("--interface", "127.0.0.1", "--port", "0", "--mode", "echo", "--framing", "length")
+    client = Client(daemon.port)
+    try:
+        payload = b"a;b;c"
+        client.socket.sendall(struct.pack(">I", len(payload)) + payload)
+        client.socket.settimeout(10)
+        echoed = b""
+        while len(echoed) < 4 + len(payload):
+            chunk = client.socket.recv(65536)
+            assert chunk, "the daemon closed the link instead of echoing"
+            echoed += chunk
+        assert echoed == struct.pack(">I", len(payload)) + payload
+    finally:
+        client.close()
+
+
+def test_a_message_over_max_message_drops_only_that_client(daemons: Daemons) -> None:
+    daemon = daemons.start("--interface", "127.0.0.1", "--port", "0", "--mode", "echo", "--max-message", "1024")
+    big, small = Client(daemon.port), Client(daemon.port)
+    try:
+        echoed(big, small)
+        big.socket.sendall(b"x" * 4096)
+        try:
+            assert big.receive_until_closed() == b""
+        except ConnectionResetError:
+            pass  # cut while its unread bytes were still queued: a reset, not a clean close
+        small.send(b"fine")
+        assert small.receive(1) == [b"fine"]
+        daemon.wait_for_log("exceeds the limit of 1024 bytes")
+    finally:
+        big.close()
+        small.close()
+
+
+def test_flags_that_do_not_fit_say_so_in_one_line(tmp_path) -> None:
+    cases = {
+        ("--slow-policy", "later"): "--slow-policy must be disconnect or drop",
+        ("--idle-timeout", "-1"): "--idle-timeout must be a positive number of seconds",
+        ("--framing", "xml"): "--framing must be separator or length",
+        ("--tls-key", str(tmp_path / "missing.key")): "--tls-key",
+        ("--tls-certificate", __file__): "TLS needs both --tls-certificate and --tls-key",
+    }
+    for arguments, expected in cases.items():
+        finished = run_twistd(*arguments, cwd=tmp_path)
+        assert finished.returncode == 1, (arguments, finished.stderr)
+        lines = finished.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (arguments, finished.stderr)
