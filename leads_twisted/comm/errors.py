@@ -13,9 +13,14 @@ if TYPE_CHECKING:
     from leads_twisted.comm.service import Service
 
 
-def describe_start_failure(service: Service, failure: Failure) -> OSError:
-    """Return a built-in ``OSError`` subclass saying what could not start and why, chained to the cause."""
+def describe_start_failure(service: Service, failure: Failure) -> Exception:
+    """Return a built-in ``OSError`` subclass saying what could not start and why, chained to the cause.
+
+    A mistake in the settings (``ValueError``, ``TypeError``, a missing optional package) is returned as it is.
+    """
     cause = failure.value
+    if isinstance(cause, (ValueError, TypeError, ImportError)):
+        return cause
     where = getattr(service, "describe_target", lambda: f"port {service.port()}")()
     if isinstance(cause, OSError):
         described: OSError = cause

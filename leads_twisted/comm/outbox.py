@@ -62,7 +62,8 @@ class Outbox:
         """
         cost = _ENTRY_COST if message is CLOSE else len(message) + _ENTRY_COST
         with self._lock:
-            if self._queued + cost > self._max_queued or self._paused:
+            # A close never waits: it must get through to a peer that stopped reading.
+            if (self._queued + cost > self._max_queued or self._paused) and message is not CLOSE:
                 self._wait_for_room(cost, timeout)
             self._targets.append(target)
             self._messages.append(message)

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -210,7 +210,7 @@ class Service(ABC):
 
     def _begin(self, *args: Any, **kwargs: Any) -> Deferred[None]:
         self._runner.at_exit(self.close_in_reactor)
-        started = self._start_in_reactor(*args, **kwargs)
+        started = maybeDeferred(self._start_in_reactor, *args, **kwargs)
         started.addCallbacks(self._started, self._failed_to_start)
         return started
 
