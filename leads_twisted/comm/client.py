@@ -107,19 +107,24 @@ class Client(Service):
         ``IOError`` says so if that queue is full.
         """
         self._encoder.check(msg)
-        if self._in_reactor_thread():
-            connection = self._connection
-            if connection is None or connection.closed():
-                self._check_can_hold(msg)
-            self._send_or_hold([msg])
+        in_reactor = self._in_reactor_thread()
+        if in_reactor or not self._queue_limit:
+            self._check_connected_or_can_hold(msg)
+            if in_reactor:
+                self._send_or_hold([msg])
+            else:
+                self._outbox.put(self, msg)
             return
         with self._held_lock:
-            connection = self._connection
-            if connection is None or connection.closed():
-                self._check_can_hold(msg)
+            self._check_connected_or_can_hold(msg)
             # Counted until the reactor takes it, so that sends running ahead of it cannot overfill the queue.
             self._in_transit += len(msg)
         self._outbox.put(self, msg)
+
+    def _check_connected_or_can_hold(self, msg: bytes) -> None:
+        connection = self._connection
+        if connection is None or connection.closed():
+            self._check_can_hold(msg)
 
     def _check_can_hold(self, msg: bytes) -> None:
         if self._state in (State.CLOSING, State.CLOSED):
@@ -136,8 +141,9 @@ class Client(Service):
 
     def _write_messages(self, messages: list[bytes]) -> None:
         """Messages sent from other threads, reaching the reactor through the outbox."""
-        with self._held_lock:
-            self._in_transit -= sum(map(len, messages))
+        if self._queue_limit:
+            with self._held_lock:
+                self._in_transit -= sum(map(len, messages))
         self._send_or_hold(messages)
 
     def _send_or_hold(self, messages: list[bytes]) -> None:
