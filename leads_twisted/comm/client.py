@@ -107,13 +107,20 @@ class Client(Service):
         ``IOError`` says so if that queue is full.
         """
         self._encoder.check(msg)
-        in_reactor = self._in_reactor_thread()
-        if in_reactor or not self._queue_limit:
+        if self._queue_limit or self._in_reactor_thread():
+            self._send_or_queue(msg)
+            return
+        # The common case, kept short: another thread, no disconnected-send queue.
+        connection = self._connection
+        if connection is None or connection._closing or connection._lost:
+            self._check_can_hold(msg)
+        self._outbox.put(self, msg)
+
+    def _send_or_queue(self, msg: bytes) -> None:
+        """``send`` from the reactor thread, or with a disconnected-send queue to keep within its bound."""
+        if self._in_reactor_thread():
             self._check_connected_or_can_hold(msg)
-            if in_reactor:
-                self._send_or_hold([msg])
-            else:
-                self._outbox.put(self, msg)
+            self._send_or_hold([msg])
             return
         with self._held_lock:
             self._check_connected_or_can_hold(msg)

@@ -323,13 +323,16 @@ class Service(ABC):
         self._sender = connection
         on_receive = self._callback.on_receive
         skip_heartbeats = self._policy.heartbeat is not None
+        # Control messages are rare: one scan of the batch spares every message its comparisons.
+        with_controls = DISCONNECT in messages or (skip_heartbeats and HEARTBEAT in messages)
         try:
             for msg in messages:
-                if msg == DISCONNECT:
-                    connection._close_now()
-                    continue
-                if skip_heartbeats and msg == HEARTBEAT:
-                    continue
+                if with_controls:
+                    if msg == DISCONNECT:
+                        connection._close_now()
+                        continue
+                    if skip_heartbeats and msg == HEARTBEAT:
+                        continue
                 try:
                     on_receive(self, msg)
                 except Exception as error:
