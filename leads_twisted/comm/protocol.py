@@ -40,7 +40,9 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         over_tls = ISSLTransport.providedBy(transport)
         socket_transport = getattr(transport, "transport", transport) if over_tls else transport
         if hasattr(socket_transport, "setTcpKeepAlive"):
+            # Keepalive finds dead peers; no Nagle delay, since writes are already batched per reactor turn.
             socket_transport.setTcpKeepAlive(1)
+            socket_transport.setTcpNoDelay(1)
         transport.registerProducer(self, True)
         if over_tls:
             self.service._link_opening(self)
