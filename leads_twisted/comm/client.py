@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from twisted.application.internet import ClientService
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -22,7 +22,7 @@ from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
 from leads_twisted.comm.link_policy import Backoff
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
-from leads_twisted.comm.protocol import LeadsClientFactory
+from leads_twisted.comm.protocol import LeadsClientFactory, LeadsProtocol
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.service import Service, State
 from leads_twisted.comm.tls import TLSOptions
@@ -74,6 +74,16 @@ class Client(Service):
         self._held: list[bytes] = []
         self._held_bytes: int = 0
         self._in_transit: int = 0
+
+    def _start_timeout(self) -> float:
+        """The connect timeout, a TLS handshake's time, and a margin for a slow first reactor start."""
+        return self._connect_timeout + LeadsProtocol.handshake_timeout + 5.0
+
+    def _link_buffer_bound(self) -> int:
+        """Sends from other threads already wait while the link is full, but the outbox batch drained when the
+        link filled (up to ``max_queued``) lands on top: the client's own link must not count it as a slow
+        peer and cut itself."""
+        return self._policy.max_buffered + self._outbox.max_queued
 
     def describe_target(self) -> str:
         """Where this client connects, for messages."""
@@ -187,6 +197,8 @@ class Client(Service):
         with reconnect on, a failed first attempt fires it with ``None`` and the retries go on."""
         self._address = server_address
         self._invoke(self._callback.on_initialize, self)
+        if self._state is not State.STARTING:
+            return succeed(None)  # closed by on_initialize: connect nowhere
         endpoint = self._endpoint_for(server_address)
         factory = self._factory_for(server_address)
         # Kept here too: an endpoint that connects at once (a serial port) settles it before connect returns.

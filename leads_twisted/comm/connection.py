@@ -9,7 +9,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
-from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
+from leads_twisted.comm.length_framing import LengthDecoder
 from leads_twisted.comm.link_policy import HEARTBEAT
 from leads_twisted.comm.outbox import CLOSE
 
@@ -106,13 +106,6 @@ class ConnectionBase(ABC):
         except OSError:
             return
 
-    def _write_encoded(self, data: bytes, count: int = 1) -> None:
-        """A broadcast, framed once for all links: hand its messages to ``send`` one by one."""
-        encoder = self._encoder
-        bound = max(len(data), 1)
-        decoder = LengthDecoder(bound) if isinstance(encoder, LengthEncoder) else Decoder(encoder.separator, bound)
-        self._write_messages(decoder.feed(data))
-
     def _close_now(self) -> None:
         if not (self._closing or self._lost):
             self._closing = True
@@ -138,13 +131,16 @@ class Connection(ConnectionBase):
         super().__init__(policy.separator)
         self._encoder = policy.encoder
         self._frame = policy.encoder.frame
-        self._max_buffered: int = policy.max_buffered
+        self._max_buffered: int = service._link_buffer_bound()
         self._drop_when_slow: bool = policy.slow_policy == "drop"
         self._service: Service = service
         self._in_reactor_thread = service._in_reactor_thread
         self._transport: Any = transport
         self._closing: bool = False
         self._lost: bool = False
+        # Set by ``close`` from another thread at once, so the caller sees the link closed before the reactor
+        # gets to it; ``_closing`` is the reactor's own word.
+        self._close_requested: bool = False
         self._timers: list[Any] = []
         self._held: int | None = None
         self.dropped_messages: int = 0
@@ -175,11 +171,11 @@ class Connection(ConnectionBase):
         return self._service
 
     def closed(self) -> bool:
-        return self._closing or self._lost
+        return self._closing or self._lost or self._close_requested
 
     def send(self, msg: bytes) -> None:
         self._encoder.check(msg)
-        if self._closing or self._lost:
+        if self._closing or self._lost or self._close_requested:
             raise OSError(f"the connection to {self._description} is closed")
         if self._in_reactor_thread():
             self._write_encoded(self._frame(msg), 1)
@@ -187,11 +183,12 @@ class Connection(ConnectionBase):
             self._service._outbox.put(self, msg)
 
     def close(self) -> None:
-        if self._closing or self._lost:
+        if self._closing or self._lost or self._close_requested:
             return
         if self._in_reactor_thread():
             self._close_now()
         else:
+            self._close_requested = True
             self._service._outbox.put(self, CLOSE)
 
     # The reactor-thread side, used by the service and the outbox.

@@ -66,8 +66,8 @@ class Encoder:
         if type(msg) is bytes and not tail:
             if msg.find(separator) < 0:
                 return
-        elif not isinstance(msg, (bytes, bytearray)):
-            raise TypeError(f"a message must be bytes, not {type(msg).__name__}")
+        elif not isinstance(msg, bytes):
+            raise TypeError(f"a message must be bytes, not {type(msg).__name__}; convert it with bytes(...)")
         if msg.find(separator) >= 0 or (tail and (bytes(msg[-len(tail) :]) + tail).find(separator) >= 0):
             raise ValueError(
                 f"the message contains the separator {separator!r}, so the peer would read it as more than one "

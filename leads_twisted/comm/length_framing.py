@@ -26,8 +26,8 @@ class LengthEncoder:
 
     def check(self, msg: bytes) -> None:
         """Raise ``TypeError`` or ``ValueError`` if ``msg`` cannot be sent."""
-        if type(msg) is not bytes and not isinstance(msg, (bytes, bytearray)):
-            raise TypeError(f"a message must be bytes, not {type(msg).__name__}")
+        if not isinstance(msg, bytes):
+            raise TypeError(f"a message must be bytes, not {type(msg).__name__}; convert it with bytes(...)")
         if len(msg) > LARGEST_LENGTH:
             raise ValueError(f"a message of {len(msg)} bytes is longer than a length header can announce")
 

@@ -43,7 +43,7 @@ class Outbox:
         self, call_from_thread: Callable[[Callable[[], None]], Any], max_queued: int = DEFAULT_MAX_QUEUED
     ) -> None:
         self._call_from_thread = call_from_thread
-        self._max_queued = max_queued
+        self.max_queued: int = max_queued
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._targets: list[OutboxTarget] = []
@@ -66,7 +66,7 @@ class Outbox:
         lock.acquire()
         try:
             # A close never waits: it must get through to a peer that stopped reading.
-            if (self._queued + cost > self._max_queued or self._paused) and message is not CLOSE:
+            if (self._queued + cost > self.max_queued or self._paused) and message is not CLOSE:
                 self._wait_for_room(cost, timeout)
             self._targets.append(target)
             self._messages.append(message)
@@ -85,7 +85,7 @@ class Outbox:
         try:
             # A single message larger than the whole bound goes in once the queue is empty.
             ready = self._room.wait_for(
-                lambda: not self._paused and (self._queued == 0 or self._queued + cost <= self._max_queued), timeout
+                lambda: not self._paused and (self._queued == 0 or self._queued + cost <= self.max_queued), timeout
             )
         finally:
             self._waiting -= 1

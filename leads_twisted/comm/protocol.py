@@ -10,6 +10,8 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from leads_twisted.comm.framing import DISCONNECT
+
 if TYPE_CHECKING:
     from leads_twisted.comm.connection import Connection
     from leads_twisted.comm.service import Service
@@ -89,6 +91,17 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         """The transport is going away; ``connectionLost`` reports it."""
 
 
+class RefusingProtocol(Protocol):
+    """Tells a refused peer ``disconnect`` and closes the link."""
+
+    def __init__(self, goodbye: bytes) -> None:
+        self._goodbye = goodbye
+
+    def connectionMade(self) -> None:
+        self.transport.write(self._goodbye)  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
 class LeadsServerFactory(Factory):
     """Builds one ``LeadsProtocol`` per accepted link of a server."""
 
@@ -97,10 +110,11 @@ class LeadsServerFactory(Factory):
     def __init__(self, service: Service) -> None:
         self.service: Service = service
 
-    def buildProtocol(self, addr: Any) -> LeadsProtocol | None:
-        """A protocol for the new link, or ``None`` (Twisted then closes it at once) if the server is full."""
+    def buildProtocol(self, addr: Any) -> Protocol:
+        """A protocol for the new link, or, if the server is full or closing, one that says ``disconnect``
+        and closes: a LEADS 0.9.x peer needs the word, as it takes a bare close for more data to come."""
         if not self.service._admits(addr):
-            return None
+            return RefusingProtocol(self.service._encoder.frame(DISCONNECT))
         return LeadsProtocol(self.service)
 
 

@@ -69,6 +69,8 @@ class ReactorRunner:
         """Make sure the reactor runs, starting the dedicated thread if nobody runs it yet."""
         reactor = self.reactor
         with self._lock:
+            if self._thread is not None and not self._thread.is_alive():
+                raise ReactorThreadError("the reactor thread has stopped (the interpreter is exiting); nothing can run")
             if reactor.running or self._thread is not None:
                 return
             from leads_twisted.logger import ensure_output

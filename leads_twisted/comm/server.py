@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError, maybeDeferred
-from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
+from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
 from leads_twisted.comm.callback import Callback
-from leads_twisted.comm.connection import Connection
+from leads_twisted.comm.connection import Connection, ConnectionBase
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
@@ -75,47 +75,70 @@ class Server(Service):
         """The open connections, oldest first (a snapshot)."""
         return list(self._connections)
 
-    def broadcast(self, msg: bytes) -> None:
-        """Send ``msg`` to every connected client, from any thread; each thread's messages keep their order.
+    def broadcast(self, msg: bytes, exclude: ConnectionBase | None = None) -> None:
+        """Send ``msg`` to every connected client but ``exclude`` (none by default), from any thread; each
+        thread's messages keep their order.
 
         Raises ``ValueError`` if ``msg`` contains the separator. Before start or after close it sends nothing.
         """
         self._encoder.check(msg)
         if self._in_reactor_thread():
-            self._write_messages([msg])
+            self._broadcast_now([msg], exclude)
         elif self._state is State.RUNNING:
-            self._outbox.put(self, msg)
+            self._outbox.put(self if exclude is None else _BroadcastExcept(self, exclude), msg)
 
     # Reactor thread from here on.
 
     def _write_messages(self, messages: list[bytes]) -> None:
-        if self._connections:
-            data = self._encoder.encode_all(messages)
-            count = len(messages)
-            for connection in list(self._connections):
+        self._broadcast_now(messages, None)
+
+    def _broadcast_now(self, messages: list[bytes], exclude: ConnectionBase | None) -> None:
+        """Write messages to every link but ``exclude``: framed once, the same bytes for each Twisted link."""
+        data = None
+        count = len(messages)
+        for connection in list(self._connections):
+            if connection is exclude:
+                continue
+            if isinstance(connection, Connection):
+                if data is None:
+                    data = self._encoder.encode_all(messages)
                 connection._write_encoded(data, count)
+            else:
+                connection._write_messages(messages)
 
     def _endpoints(self) -> list[Any]:
         """The endpoints to listen on: the port by default, else each one given (descriptions parsed)."""
         given = self._endpoint
-        if given is None and self._tls is not None:
-            options = self._tls.server_options()
-            return [SSL4ServerEndpoint(self._reactor, self._port, options, self._backlog, self._interface)]
         if given is None:
             return [TCP4ServerEndpoint(self._reactor, self._port, self._backlog, self._interface)]
         if isinstance(given, str) or not isinstance(given, Sequence):
             given = [given]
         return [server_endpoint(self._reactor, e) if isinstance(e, str) else e for e in given]
 
+    def _factory(self) -> Any:
+        """Our factory; with ``tls``, wrapped in TLS here so every endpoint, given or default, gets it."""
+        factory: Any = LeadsServerFactory(self)
+        if self._tls is not None:
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+
+            factory = TLSMemoryBIOFactory(self._tls.server_options(), False, factory)
+        return factory
+
     def _start_in_reactor(self) -> Deferred[Any]:
-        factory = LeadsServerFactory(self)
+        factory = self._factory()
         attempts = [maybeDeferred(endpoint.listen, factory) for endpoint in self._endpoints()]
         listening: Deferred[Any] = DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
         listening.addCallbacks(self._now_listening, self._listening_failed, errbackArgs=(attempts,))
         return listening
 
     def _now_listening(self, results: list[tuple[bool, IListeningPort]]) -> None:
-        self._listening = [port for _, port in results]
+        ports = [port for _, port in results]
+        if self._state in (State.CLOSING, State.CLOSED):
+            # Closed while the endpoints were still opening: they must not stay open behind a closed server.
+            for port in ports:
+                port.stopListening()
+            return
+        self._listening = ports
         host = self._listening[0].getHost()
         if hasattr(host, "port"):
             self._port = host.port
@@ -146,10 +169,12 @@ class Server(Service):
             self._finish()
 
     def _admits(self, address: Any) -> bool:
-        """Whether a new link may join: not while closing, nor beyond ``max_connections``."""
+        """Whether a new link may join: not while closing, nor beyond ``max_connections`` (links still in
+        their TLS handshake count)."""
         if self._state in (State.CLOSING, State.CLOSED):
             return False
-        if self._max_connections is not None and len(self._connections) >= self._max_connections:
+        taken = len(self._connections) + len(self._opening)
+        if self._max_connections is not None and taken >= self._max_connections:
             self.refused_connections += 1
             _log.warn(
                 "refused {address}: already {limit} connections (max_connections)",
@@ -167,3 +192,17 @@ class Server(Service):
 
     def _after_connection_lost(self, connection: Connection) -> None:
         self._finish_if_done()
+
+
+class _BroadcastExcept:
+    """The outbox target of a broadcast from another thread that leaves one connection out."""
+
+    def __init__(self, server: Server, exclude: ConnectionBase) -> None:
+        self._server = server
+        self._exclude = exclude
+
+    def _write_messages(self, messages: list[bytes]) -> None:
+        self._server._broadcast_now(messages, self._exclude)
+
+    def _close_now(self) -> None:
+        """Never queued with ``CLOSE``; present for the outbox's target protocol."""

@@ -7,12 +7,13 @@ thread; the public methods here may be called from any thread and hand work over
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -33,6 +34,9 @@ _log = Logger(namespace="leads_twisted.service")
 
 #: How long ``close()`` called from another thread waits for the peers to be told and the links to end.
 CLOSE_TIMEOUT_SECONDS: float = 5.0
+
+#: How long a blocking start of a server waits to be listening (a client waits its connect timeout and more).
+START_TIMEOUT_SECONDS: float = 30.0
 
 
 class State(enum.Enum):
@@ -139,19 +143,21 @@ class Service(ABC):
             raise ReactorThreadError(
                 "start(parallel=False) inside a callback would block the reactor thread forever; use parallel=True"
             )
-        with self._state_lock:
-            if self._state is not State.NEW:
-                raise RuntimeError(f"{self!r} has been started before; a service runs once, create a new one")
-            self._state = State.STARTING
+        self._claim_start()
         if blocking_here:
+            # Nothing can be waited for here: a failure reaches on_fail and the log only.
             self._begin(*args, **kwargs).addErrback(lambda _: None)
             return self
+        timeout = self._start_timeout()
         try:
-            self._runner.call(self._begin, *args, **kwargs)
+            self._runner.call(functools.partial(self._begin, *args, **kwargs), timeout=timeout)
         except KeyboardInterrupt:
             # Ctrl-C while still listening or connecting: close what was begun, as after start-up.
             self.close()
             raise
+        except TimeoutError:
+            self.close()
+            raise TimeoutError(f"{self!r} did not come up within {timeout:.0f} s; it has been closed") from None
         if not parallel:
             self._wait_until_finished()
         return self
@@ -162,13 +168,8 @@ class Service(ABC):
         From another thread it waits (at most a few seconds) for the links to end; inside a callback it only
         begins the closing.
         """
-        with self._state_lock:
-            if self._state is State.NEW:
-                self._state = State.CLOSED
-                self._finished.set()
-                return
-            if self._state is State.CLOSED:
-                return
+        if self._close_unstarted() or self._state is State.CLOSED:
+            return
         if self._in_reactor_thread():
             self._close_now()
             return
@@ -182,19 +183,38 @@ class Service(ABC):
         """
         if not self._in_reactor_thread():
             raise ReactorThreadError("start_in_reactor() belongs in the reactor thread; use start() elsewhere")
-        with self._state_lock:
-            if self._state is not State.NEW:
-                raise RuntimeError(f"{self!r} has been started before; a service runs once, create a new one")
-            self._state = State.STARTING
+        self._claim_start()
         return self._begin(*args, **kwargs).addCallback(lambda _: self)
 
     def close_in_reactor(self) -> Deferred[None]:
         """For Twisted programs, in the reactor thread: close, and fire once every link has ended."""
-        if self._state is State.NEW:
+        if not self._close_unstarted():
+            self._close_now()
+        return self._when_finished()
+
+    def _claim_start(self) -> None:
+        """NEW → STARTING, once: a service runs once."""
+        with self._state_lock:
+            if self._state is not State.NEW:
+                raise RuntimeError(f"{self!r} has been started before; a service runs once, create a new one")
+            self._state = State.STARTING
+
+    def _close_unstarted(self) -> bool:
+        """NEW → CLOSED for a service never started; True if that is what happened."""
+        with self._state_lock:
+            if self._state is not State.NEW:
+                return False
             self._state = State.CLOSED
             self._finished.set()
-        self._close_now()
-        return self._when_finished()
+            return True
+
+    def _start_timeout(self) -> float:
+        """How long a blocking start waits for the service to come up before it gives up."""
+        return START_TIMEOUT_SECONDS
+
+    def _link_buffer_bound(self) -> int:
+        """Bytes a link may hold for a peer that stopped reading before ``slow_policy`` acts."""
+        return self._policy.max_buffered
 
     def _wait_until_finished(self) -> None:
         try:
@@ -209,6 +229,8 @@ class Service(ABC):
         self._reactor.callFromThread(function)
 
     def _begin(self, *args: Any, **kwargs: Any) -> Deferred[None]:
+        if self._state is not State.STARTING:
+            return succeed(None)  # closed before the reactor got to the start: nothing to begin
         self._runner.at_exit(self.close_in_reactor)
         started = maybeDeferred(self._start_in_reactor, *args, **kwargs)
         started.addCallbacks(self._started, self._failed_to_start)

@@ -36,14 +36,8 @@ class Relay(Mode):
     name = "relay"
 
     def on_receive(self, service: Service, msg: bytes) -> None:
-        if not isinstance(service, Server):
-            return
-        sender = service.sender()
-        for connection in service.connections():
-            if connection is not sender:
-                # A client that is closing misses the message; the others still get it.
-                with contextlib.suppress(OSError):
-                    connection.send(msg)
+        if isinstance(service, Server):
+            service.broadcast(msg, exclude=service.sender())
 
 
 class Echo(Mode):

@@ -22,7 +22,7 @@ def test_max_connections_turns_the_extra_client_away(daemons: Daemons) -> None:
         echoed(first, second)
         extra = Client(daemon.port)
         try:
-            assert extra.receive_until_closed() == b""  # closed at once, before any byte
+            assert extra.receive_until_closed() == b"disconnect;"  # told at once, then closed
         finally:
             extra.close()
         first.send(b"still here")

@@ -124,7 +124,7 @@ class RawPeer(Protocol, Waitable):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.lost_reason = reason
-        self.lost_d.callback(reason)
+        self.lost_d.callback(None)  # the reason is kept above; a Failure here would go unhandled
         self._changed()
 
     @property
