@@ -43,7 +43,9 @@ def create_server(
     """A new server for ``port`` (16900 by default), not yet listening; each call gets its own callback.
 
     Keyword options: ``interface`` (all by default), ``backlog``, ``endpoint`` (a Twisted server endpoint or
-    its description, instead of the port), ``max_queued`` (bytes other threads may queue before they wait).
+    its description, or a list of them, instead of the port), ``max_connections``, ``tls`` (``TLSOptions``),
+    and the link options both ends share: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``,
+    ``heartbeat``, ``max_queued``. The README's "Bad peers, slow peers and lost links" says what each does.
     """
     return Server(port, callback, separator, max_message, **options)  # type: ignore[arg-type]
 
@@ -64,7 +66,9 @@ def create_client(
     """A new client for ``port`` (16900 by default), not yet connected; each call gets its own callback.
 
     Keyword options: ``connect_timeout`` (seconds), ``endpoint`` (a Twisted client endpoint or its
-    description), ``max_queued``.
+    description), ``reconnect``, ``backoff`` (``Backoff``), ``queue_while_disconnected`` (bytes), ``tls``
+    (``TLSOptions``), and the link options: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``,
+    ``heartbeat``, ``max_queued``.
     """
     return Client(port, callback, separator, max_message, **options)  # type: ignore[arg-type]
 

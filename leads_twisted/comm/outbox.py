@@ -2,8 +2,9 @@
 
 A sending thread appends to a list under a lock and, only if no drain is scheduled yet, schedules one reactor
 wake-up; the drain takes the whole list at once. So a burst of sends costs one wake-up, not one per message.
-The queue is bounded in bytes: a thread that sends faster than the reactor can write waits for room, and also
-waits while the target says its transport is full, so memory stays bounded end to end.
+The queue is bounded in bytes: a thread that sends faster than the reactor can write waits for room. A client
+also pauses its queue while its link's transport is full, so its senders wait for the peer; a server never
+pauses (one slow client must not stop the others): its ``slow_policy`` acts on that client instead.
 """
 
 from __future__ import annotations
@@ -54,11 +55,11 @@ class Outbox:
         self._paused = False
         self._waiting = 0
 
-    def put(self, target: OutboxTarget, message: Any, timeout: float | None = None) -> None:
+    def put(self, target: OutboxTarget, message: Any) -> None:
         """Queue ``message`` (or ``CLOSE``) for ``target``; wait while the queue is full or the link paused.
 
-        Never call this from the reactor thread: it may wait for the reactor. Raises ``TimeoutError`` if no
-        room came within ``timeout`` seconds.
+        Never call this from the reactor thread: it may wait for the reactor. The wait ends when the reactor
+        makes room, the link drains, or the service ends (which resumes every waiter).
         """
         cost = _ENTRY_COST if message is CLOSE else len(message) + _ENTRY_COST
         # acquire/release rather than ``with``: this runs once per message, and the context manager costs more.
@@ -67,7 +68,7 @@ class Outbox:
         try:
             # A close never waits: it must get through to a peer that stopped reading.
             if (self._queued + cost > self.max_queued or self._paused) and message is not CLOSE:
-                self._wait_for_room(cost, timeout)
+                self._wait_for_room(cost)
             self._targets.append(target)
             self._messages.append(message)
             self._queued += cost
@@ -80,17 +81,15 @@ class Outbox:
             lock.release()
         self._call_from_thread(self._drain)
 
-    def _wait_for_room(self, cost: int, timeout: float | None) -> None:
+    def _wait_for_room(self, cost: int) -> None:
         self._waiting += 1
         try:
             # A single message larger than the whole bound goes in once the queue is empty.
-            ready = self._room.wait_for(
-                lambda: not self._paused and (self._queued == 0 or self._queued + cost <= self.max_queued), timeout
+            self._room.wait_for(
+                lambda: not self._paused and (self._queued == 0 or self._queued + cost <= self.max_queued)
             )
         finally:
             self._waiting -= 1
-        if not ready:
-            raise TimeoutError(f"the send queue stayed full for {timeout} s: the peer is not reading")
 
     def pause(self) -> None:
         """Hold senders until ``resume``: the transport has as much buffered as it should."""

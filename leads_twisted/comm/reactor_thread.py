@@ -29,15 +29,6 @@ class ReactorThreadError(RuntimeError):
     """A blocking call was made where it would deadlock, or the reactor could not be reached."""
 
 
-def in_reactor_thread() -> bool:
-    """True in the thread that runs the reactor (callbacks run there).
-
-    The reactor records its thread's ident in ``threadable.ioThread`` when it starts; comparing with the
-    caller's ident is the cheapest check, and it runs on every send.
-    """
-    return get_ident() == threadable.ioThread
-
-
 class ReactorRunner:
     """Starts the reactor once, in its own thread unless it already runs, and runs calls in it."""
 
@@ -60,10 +51,6 @@ class ReactorRunner:
     def in_reactor_thread(self) -> bool:
         """True in the thread that runs this runner's reactor."""
         return get_ident() == threadable.ioThread
-
-    def owns_thread(self) -> bool:
-        """True if the reactor runs in a thread this module started."""
-        return self._thread is not None
 
     def ensure_running(self) -> None:
         """Make sure the reactor runs, starting the dedicated thread if nobody runs it yet."""
@@ -116,14 +103,6 @@ class ReactorRunner:
         if isinstance(result, Failure):
             result.raiseException()
         return result
-
-    def call_soon(self, function: Callable[..., Any], *args: Any) -> None:
-        """Run ``function`` in the reactor thread as soon as it can, without waiting (safe from any thread)."""
-        if self.in_reactor_thread():
-            function(*args)
-        else:
-            self.ensure_running()
-            self.reactor.callFromThread(function, *args)
 
     def at_exit(self, hook: Callable[[], Deferred[Any] | None]) -> None:
         """Run ``hook`` in the reactor thread at interpreter exit, before the reactor stops."""

@@ -135,8 +135,9 @@ class Service(ABC):
     def start(self, parallel: bool = False, *args: Any, **kwargs: Any) -> Self:
         """Start the service; with ``parallel=False`` block until it closes, else return once it is up.
 
-        Raises ``OSError`` (``ConnectionRefusedError``, ...) if it cannot start, after ``on_fail``, and
-        ``RuntimeError`` if it was started before.
+        Raises ``OSError`` (``ConnectionRefusedError``, ...) if it cannot start, after ``on_fail``;
+        ``TimeoutError`` if it did not come up in time; ``RuntimeError`` if it was started before. Inside a
+        callback (the reactor thread) it returns at once, and a failure reaches ``on_fail`` only.
         """
         blocking_here = self._in_reactor_thread()
         if blocking_here and not parallel:
