@@ -206,6 +206,8 @@ class Client(Service):
         self._first_link = first_link
         if not self._reconnect:
             connecting: Deferred[Any] = endpoint.connect(factory)
+            # Any endpoint, not only ours, gets the connect timeout: one that never answers must not hang start.
+            connecting.addTimeout(self._connect_timeout, self._reactor)
             self._connecting = connecting
             connecting.addCallbacks(self._attempt_connected, self._first_attempt_failed)
         else:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from twisted.internet import error as twisted_errors
 from twisted.internet.defer import CancelledError
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.python.failure import Failure
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def describe_start_failure(service: Service, failure: Failure) -> Exception:
         described = ConnectionRefusedError(f"connection to {where} refused: is the server running there?")
     elif isinstance(cause, twisted_errors.DNSLookupError):
         described = ConnectionError(f"cannot resolve the address of {where}: {cause}")
-    elif isinstance(cause, twisted_errors.TimeoutError):
+    elif isinstance(cause, (twisted_errors.TimeoutError, DeferredTimeoutError)):
         described = TimeoutError(f"connecting to {where} timed out")
     elif isinstance(cause, twisted_errors.CannotListenError):
         reason = cause.socketError

@@ -29,6 +29,10 @@ class ReactorThreadError(RuntimeError):
     """A blocking call was made where it would deadlock, or the reactor could not be reached."""
 
 
+class ReactorCallTimeout(TimeoutError):
+    """A call handed to the reactor thread did not finish in the time it was given."""
+
+
 class ReactorRunner:
     """Starts the reactor once, in its own thread unless it already runs, and runs calls in it."""
 
@@ -98,7 +102,9 @@ class ReactorRunner:
 
         self.reactor.callFromThread(run)
         if not done.wait(timeout):
-            raise TimeoutError(f"the reactor did not finish {getattr(function, '__name__', function)!r} in {timeout} s")
+            raise ReactorCallTimeout(
+                f"the reactor did not finish {getattr(function, '__name__', function)!r} in {timeout} s"
+            )
         result = outcome[0]
         if isinstance(result, Failure):
             result.raiseException()
@@ -131,7 +137,7 @@ class ReactorRunner:
 
             return DeferredList([maybeDeferred(hook) for hook in hooks], consumeErrors=True)
 
-        with contextlib.suppress(TimeoutError, ReactorThreadError):
+        with contextlib.suppress(ReactorCallTimeout, ReactorThreadError):
             self.call(close_all, timeout=timeout)
         self.reactor.callFromThread(self.reactor.stop)
         thread.join(timeout)

@@ -24,7 +24,7 @@ from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, MessageTooLong
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
 from leads_twisted.comm.outbox import CLOSE, DEFAULT_MAX_QUEUED, Outbox
-from leads_twisted.comm.reactor_thread import ReactorRunner, ReactorThreadError
+from leads_twisted.comm.reactor_thread import ReactorCallTimeout, ReactorRunner, ReactorThreadError
 from leads_twisted.comm.reactor_thread import runner as shared_runner
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class Service(ABC):
             # Ctrl-C while still listening or connecting: close what was begun, as after start-up.
             self.close()
             raise
-        except TimeoutError:
+        except ReactorCallTimeout:
             self.close()
             raise TimeoutError(f"{self!r} did not come up within {timeout:.0f} s; it has been closed") from None
         if not parallel:
