@@ -394,7 +394,7 @@ def implementations(args: argparse.Namespace) -> list[Impl]:
         importlib.metadata.version("pyzmq")
     except importlib.metadata.PackageNotFoundError:
         impls[2].available = False
-        impls[2].missing = "pyzmq is not installed: pip install -r benchmarks/requirements.txt"
+        impls[2].missing = "pyzmq is not installed: pip install -e '.[bench]'"
     if args.with_original:
         impls.append(
             Impl(
