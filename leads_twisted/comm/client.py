@@ -116,7 +116,9 @@ class Client(Service):
         unless ``queue_while_disconnected`` is set: then the message waits for the next connection, and
         ``IOError`` says so if that queue is full.
         """
-        self._encoder.check(msg)
+        separator = self._inline_separator
+        if separator is None or type(msg) is not bytes or msg.find(separator) >= 0:
+            self._encoder.check(msg)  # the full check, which raises for what the inline one could not pass
         if self._queue_limit or self._in_reactor_thread():
             self._send_or_queue(msg)
             return

@@ -11,7 +11,6 @@ from twisted.logger import Logger
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder
 from leads_twisted.comm.link_policy import HEARTBEAT
-from leads_twisted.comm.outbox import CLOSE
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -189,7 +188,7 @@ class Connection(ConnectionBase):
             self._close_now()
         else:
             self._close_requested = True
-            self._service._outbox.put(self, CLOSE)
+            self._service._outbox.put_close(self)
 
     # The reactor-thread side, used by the service and the outbox.
 

@@ -55,30 +55,40 @@ class Outbox:
         self._paused = False
         self._waiting = 0
 
-    def put(self, target: OutboxTarget, message: Any) -> None:
-        """Queue ``message`` (or ``CLOSE``) for ``target``; wait while the queue is full or the link paused.
+    def put(self, target: OutboxTarget, message: bytes) -> None:
+        """Queue ``message`` for ``target``; wait while the queue is full or the link paused.
 
         Never call this from the reactor thread: it may wait for the reactor. The wait ends when the reactor
         makes room, the link drains, or the service ends (which resumes every waiter).
         """
-        cost = _ENTRY_COST if message is CLOSE else len(message) + _ENTRY_COST
+        cost = len(message) + _ENTRY_COST
         # acquire/release rather than ``with``: this runs once per message, and the context manager costs more.
         lock = self._lock
         lock.acquire()
         try:
-            # A close never waits: it must get through to a peer that stopped reading.
-            if (self._queued + cost > self.max_queued or self._paused) and message is not CLOSE:
+            if self._queued + cost > self.max_queued or self._paused:
                 self._wait_for_room(cost)
             self._targets.append(target)
             self._messages.append(message)
             self._queued += cost
-            if message is CLOSE:
-                self._has_controls = True
             if self._scheduled:
                 return
             self._scheduled = True
         finally:
             lock.release()
+        self._call_from_thread(self._drain)
+
+    def put_close(self, target: OutboxTarget) -> None:
+        """Queue a close of ``target`` after what is queued for it; it never waits, so it reaches even a peer
+        that stopped reading."""
+        with self._lock:
+            self._targets.append(target)
+            self._messages.append(CLOSE)
+            self._queued += _ENTRY_COST
+            self._has_controls = True
+            if self._scheduled:
+                return
+            self._scheduled = True
         self._call_from_thread(self._drain)
 
     def _wait_for_room(self, cost: int) -> None:

@@ -23,7 +23,7 @@ from leads_twisted.comm.connection import Connection, ConnectionBase
 from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, MessageTooLong
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
-from leads_twisted.comm.outbox import CLOSE, DEFAULT_MAX_QUEUED, Outbox
+from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED, Outbox
 from leads_twisted.comm.reactor_thread import ReactorCallTimeout, ReactorRunner, ReactorThreadError
 from leads_twisted.comm.reactor_thread import runner as shared_runner
 
@@ -75,6 +75,10 @@ class Service(ABC):
         self._callback: Callback = callback if callback is not None else Callback()
         self._policy: LinkPolicy = LinkPolicy(separator=separator, max_message=max_message, **link_options)
         self._encoder = self._policy.encoder
+        #: The one-byte separator when plain bytes can be checked inline on the send path (``find`` alone).
+        self._inline_separator: bytes | None = None
+        if self._policy.framing == "separator" and len(self._policy.separator) == 1:
+            self._inline_separator = self._policy.separator
         self._runner: ReactorRunner = runner if runner is not None else shared_runner
         self._in_reactor_thread: Callable[[], bool] = self._runner.in_reactor_thread
         self._outbox: Outbox = Outbox(self._call_from_thread, max_queued)
@@ -174,7 +178,7 @@ class Service(ABC):
         if self._in_reactor_thread():
             self._close_now()
             return
-        self._outbox.put(self, CLOSE)
+        self._outbox.put_close(self)
         self._finished.wait(CLOSE_TIMEOUT_SECONDS)
 
     def start_in_reactor(self, *args: Any, **kwargs: Any) -> Deferred[Self]:
