@@ -6,6 +6,7 @@ project's interpreter and by the original ``leads`` peer on Python 3.12.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import itertools
@@ -155,6 +156,33 @@ def latency_summary(rtts: list[int], expected: int, wrong: int) -> dict[str, Any
         "p99_us": rank(0.99),
         "max_us": ordered[-1] / 1000 if count else 0.0,
     }
+
+
+def peer_arguments(description: str | None, roles: dict[str, Any], mode: str = "thread") -> argparse.ArgumentParser:
+    """The command line every peer shares (role, sizes, counts, timeouts); a peer adds its own options."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("role", choices=sorted(roles))
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=0)
+    parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--mode", choices=("thread", "callback"), default=mode)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds this process may live")
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of silence that end a receive")
+    return parser
+
+
+def start_peer(args: argparse.Namespace, forking_roles: tuple[str, ...]) -> bool:
+    """Bound this peer's life and raise its file limit; False for a role that forks first and must start no
+    timer thread before it does."""
+    die_with_parent()
+    raise_fd_limit()
+    if args.role in forking_roles:
+        return False
+    exit_after(args.timeout + 30)
+    return True
 
 
 def emit(event: str, **fields: Any) -> None:

@@ -279,23 +279,10 @@ ROLES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("role", choices=sorted(ROLES))
+    parser = benchlib.peer_arguments(__doc__, ROLES)
     parser.add_argument("--flavor", choices=("twisted", "original"), default="twisted")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--count", type=int, default=0)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=0)
-    parser.add_argument("--clients", type=int, default=1)
-    parser.add_argument("--connections", type=int, default=1)
-    parser.add_argument("--mode", choices=("thread", "callback"), default="thread")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds this process may live")
-    parser.add_argument("--idle", type=float, default=5.0, help="seconds of silence that end a receive")
     args = parser.parse_args()
-    benchlib.die_with_parent()
-    benchlib.raise_fd_limit()
-    if args.role != "fanout-clients":  # that one forks: no timer thread may exist before it does
-        benchlib.exit_after(args.timeout + 30)
+    benchlib.start_peer(args, forking_roles=("fanout-clients",))
     ROLES[args.role](Api(args.flavor), args)
 
 

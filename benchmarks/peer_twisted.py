@@ -263,22 +263,8 @@ ROLES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("role", choices=sorted(ROLES))
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--count", type=int, default=0)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=0)
-    parser.add_argument("--clients", type=int, default=1)
-    parser.add_argument("--connections", type=int, default=1)
-    parser.add_argument("--mode", choices=("thread", "callback"), default="callback")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds this process may live")
-    parser.add_argument("--idle", type=float, default=5.0, help="seconds of silence that end a receive")
-    args = parser.parse_args()
-    benchlib.die_with_parent()
-    benchlib.raise_fd_limit()
-    if args.role != "fanout-clients":  # that one forks first, and installs a reactor in each child
-        benchlib.exit_after(args.timeout + 30)
+    args = benchlib.peer_arguments(__doc__, ROLES, mode="callback").parse_args()
+    if benchlib.start_peer(args, forking_roles=("fanout-clients",)):  # that one installs a reactor per child
         install_reactor()
     ROLES[args.role](args)
 
