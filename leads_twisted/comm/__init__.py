@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from leads_twisted.comm.callback import Callback, CallbackChain
 from leads_twisted.comm.client import Client
-from leads_twisted.comm.connection import Connection, ConnectionBase
+from leads_twisted.comm.connection import Connection, ConnectionBase, SlowPeer
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, DISCONNECT, MessageTooLong
+from leads_twisted.comm.link_policy import Backoff
 from leads_twisted.comm.reactor_thread import ReactorThreadError
 from leads_twisted.comm.server import Server
 from leads_twisted.comm.service import Service
+from leads_twisted.comm.tls import TLSOptions
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE",
     "DEFAULT_SEPARATOR",
     "DISCONNECT",
+    "Backoff",
     "Callback",
     "CallbackChain",
     "Client",
@@ -26,6 +29,8 @@ __all__ = [
     "ReactorThreadError",
     "Server",
     "Service",
+    "SlowPeer",
+    "TLSOptions",
     "create_client",
     "create_server",
     "start_client",
