@@ -1,4 +1,5 @@
-"""Helpers shared by the test packages: subprocess scripts with timeouts, free ports, finding python3.12.
+"""Helpers shared by the test packages: subprocess scripts with timeouts, free ports, finding python3.12,
+loading an example as a module.
 
 Every process started here is ended here, by its pid, if it outlives its timeout.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import json
 import os
 import queue
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -276,3 +279,12 @@ def find_python312() -> tuple[str | None, str]:
         if found is not None and found[1] == (3, 12):
             return found[0], how
     return None, "no working python3.12 (with venv and ensurepip) found; tried: " + ", ".join(tried)
+
+
+def load_example(path: Path, module_name: str) -> ModuleType:
+    """Load the example script ``path`` as a fresh module named ``module_name`` (not put in ``sys.modules``)."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None, f"cannot load {path}"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,60 +1,27 @@
 """Helpers for tests that run inside pytest-twisted's reactor: recording callbacks, raw peers, cleanup.
 
-Every wait is on an event (a Deferred fired by a callback or by data arriving) and has a timeout.
+Every wait is on an event (a Deferred fired by a callback or by data arriving) and has a timeout; waits,
+raw peers and connecting come from ``support_net``, bounded here by this package's ``TIMEOUT``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest_twisted
+from support_net import LOOPBACK, RawPeer, RawServerFactory, Waitable, close_and_check, connect
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList, DeferredQueue
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.defer import Deferred
 
 from leads_twisted.comm import Callback, Client, Server
 
-LOOPBACK = "127.0.0.1"
 TIMEOUT = 10.0
-
-
-class Waitable:
-    """Something that changes on events; ``when(predicate)`` fires once the predicate holds."""
-
-    def __init__(self) -> None:
-        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
-
-    def _changed(self) -> None:
-        for entry in list(self._waiters):
-            predicate, waiter = entry
-            if predicate():
-                self._waiters.remove(entry)
-                waiter.callback(None)
-
-    def when(self, predicate: Callable[[], bool], what: str = "", timeout: float = TIMEOUT) -> Deferred[None]:
-        waiter: Deferred[None] = Deferred()
-        if predicate():
-            waiter.callback(None)
-            return waiter
-        entry = (predicate, waiter)
-        self._waiters.append(entry)
-
-        def timed_out(result: Any, _timeout: float) -> Any:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-            raise TimeoutError(f"waited {timeout}s for {what or predicate}; state: {self.describe()}")
-
-        waiter.addTimeout(timeout, reactor, onTimeoutCancel=timed_out)
-        return waiter
-
-    def describe(self) -> str:
-        return repr(self)
 
 
 class Recorder(Callback, Waitable):
     """A callback that records every call as ``(kind, detail)`` in order."""
+
+    default_timeout = TIMEOUT
 
     def __init__(self) -> None:
         Callback.__init__(self)
@@ -66,7 +33,7 @@ class Recorder(Callback, Waitable):
 
     def add(self, kind: str, detail: Any = None) -> None:
         self.events.append((kind, detail))
-        self._changed()
+        self.changed()
 
     def on_initialize(self, service):
         self.services.append(service)
@@ -105,60 +72,6 @@ class Recorder(Callback, Waitable):
         return f"{len(self.events)} events: {shown[:30]}{' ...' if len(shown) > 30 else ''}"
 
 
-class RawPeer(Protocol, Waitable):
-    """A plain TCP peer that keeps every byte it gets and can write anything."""
-
-    def __init__(self) -> None:
-        Waitable.__init__(self)
-        self.data = b""
-        self.connected_d: Deferred[RawPeer] = Deferred()
-        self.lost_d: Deferred[Any] = Deferred()
-        self.lost_reason: Any = None
-
-    def connectionMade(self) -> None:
-        self.connected_d.callback(self)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-        self._changed()
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.lost_reason = reason
-        self.lost_d.callback(None)  # the reason is kept above; a Failure here would go unhandled
-        self._changed()
-
-    @property
-    def is_lost(self) -> bool:
-        return self.lost_d.called
-
-    def when_data(self, expected: bytes, timeout: float = TIMEOUT) -> Deferred[None]:
-        """Fire once ``data`` is at least as long as ``expected`` (compare it yourself)."""
-        return self.when(lambda: len(self.data) >= len(expected) or self.is_lost, f"{expected[:60]!r}", timeout)
-
-    def when_lost(self, timeout: float = TIMEOUT) -> Deferred[None]:
-        return self.when(lambda: self.is_lost, "the link to end", timeout)
-
-    def describe(self) -> str:
-        return f"RawPeer(data={self.data[:200]!r}, lost={self.is_lost})"
-
-
-class RawServerFactory(Factory):
-    """Accepts links with ``RawPeer``s and hands each one out, in order, through ``accepted``."""
-
-    def __init__(self) -> None:
-        self.peers: list[RawPeer] = []
-        self._accepted: DeferredQueue[RawPeer] = DeferredQueue()
-
-    def buildProtocol(self, addr: Any) -> RawPeer:
-        peer = RawPeer()
-        self.peers.append(peer)
-        peer.connected_d.addCallback(self._accepted.put)
-        return peer
-
-    def accepted(self, timeout: float = TIMEOUT) -> Deferred[RawPeer]:
-        return self._accepted.get().addTimeout(timeout, reactor)
-
-
 class Net:
     """Starts servers, clients and raw peers on loopback and ends them all when the test is over."""
 
@@ -182,13 +95,13 @@ class Net:
         return client
 
     async def raw_peer(self, port: int) -> RawPeer:
-        peer = RawPeer()
+        peer = RawPeer(default_timeout=TIMEOUT)
         self.peers.append(peer)
-        await connectProtocol(TCP4ClientEndpoint(reactor, LOOPBACK, port, timeout=5), peer).addTimeout(TIMEOUT, reactor)
+        await connect(peer, port, TIMEOUT)
         return peer
 
     def raw_server(self) -> tuple[RawServerFactory, int]:
-        factory = RawServerFactory()
+        factory = RawServerFactory(TIMEOUT)
         port = reactor.listenTCP(0, factory, interface=LOOPBACK)
         self.ports.append((port, factory))
         return factory, port.getHost().port
@@ -198,13 +111,7 @@ class Net:
         for port, factory in self.ports:
             closing.append(port.stopListening())
             self.peers.extend(factory.peers)
-        for peer in self.peers:
-            if peer.transport is not None and not peer.is_lost:
-                peer.transport.abortConnection()
-            closing.append(peer.when_lost(5))
-        await DeferredList(closing, consumeErrors=True).addTimeout(TIMEOUT, reactor)
-        unfinished = [service for service in self.services if service.state.value != "closed"]
-        assert not unfinished, f"services still open after close_in_reactor: {unfinished}"
+        await close_and_check(closing, self.services, self.peers, TIMEOUT)
 
 
 @pytest_twisted.async_yield_fixture

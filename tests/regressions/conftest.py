@@ -1,7 +1,7 @@
 """Fixtures of the regression tests: in-process services on loopback, raw peers, and a throwaway PKI.
 
-The helper classes come from the other test packages' helper modules; the fixtures are small and defined
-here, so this package does not depend on another package's conftest being collected. Every wait is bounded.
+The raw peers and the PKI come from ``support_net``; the fixtures are small and defined here, so this package
+does not depend on another package's conftest being collected. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -11,14 +11,22 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from robustness.conftest import PKI, _certificate, _key, _write
-from robustness.harness import LOOPBACK, RawPeer, connect
+from support_net import (
+    LOOPBACK,
+    PKI,
+    LoopbackNet,
+    RawPeer,
+    abort_peers,
+    client_tls,
+    connect,
+    make_pki,
+    server_tls,
+    window,
+)
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import IListeningPort
 
-from leads_twisted.comm import Client, Server
-from leads_twisted.comm.tls import TLSOptions
 from leads_twisted.testing import Recorder
 
 __all__ = [
@@ -61,44 +69,14 @@ async def until(predicate: Callable[[], bool], what: str, seconds: float = TIMEO
         raise TimeoutError(f"waited {seconds} s for {what}")
 
 
-def window(seconds: float) -> Deferred[None]:
-    """Let ``seconds`` pass on the reactor clock: only to observe that something does NOT happen."""
-    return task.deferLater(reactor, seconds, lambda: None)
-
-
-def server_tls(pki: PKI) -> TLSOptions:
-    return TLSOptions(pki.server.certificate, pki.server.private_key, pki.ca)
-
-
-def client_tls(pki: PKI) -> TLSOptions:
-    return TLSOptions(pki.client.certificate, pki.client.private_key, pki.ca)
-
-
-class Net:
+class Net(LoopbackNet):
     """Servers, clients, raw peers and raw listening ports in the test reactor; all ended after the test."""
 
+    timeout = TIMEOUT
+
     def __init__(self) -> None:
-        self.services: list[Server | Client] = []
-        self.peers: list[RawPeer] = []
+        super().__init__()
         self.ports: list[IListeningPort] = []
-
-    async def server(self, callback: Recorder | None = None, **options: Any) -> Server:
-        if "endpoint" not in options:
-            options.setdefault("interface", LOOPBACK)
-        server = Server(0, callback, **options)
-        self.services.append(server)
-        await bounded(server.start_in_reactor())
-        return server
-
-    def client(self, port: int, callback: Recorder | None = None, **options: Any) -> Client:
-        client = Client(port, callback, **options)
-        self.services.append(client)
-        return client
-
-    async def started_client(self, port: int, callback: Recorder | None = None, **options: Any) -> Client:
-        client = self.client(port, callback, **options)
-        await bounded(client.start_in_reactor(LOOPBACK))
-        return client
 
     async def peer(self, port: int, peer: RawPeer | None = None) -> RawPeer:
         peer = peer if peer is not None else RawPeer()
@@ -114,10 +92,7 @@ class Net:
         closing = [bounded(service.close_in_reactor(), 5) for service in reversed(self.services)]
         for port in self.ports:
             closing.append(bounded(Deferred.fromCoroutine(_stop(port)), 5))
-        for peer in self.peers:
-            if peer.transport is not None and not peer.is_lost:
-                peer.transport.abortConnection()
-            closing.append(peer.when_lost(5))
+        closing.extend(abort_peers(self.peers))
         await DeferredList(closing, consumeErrors=True)
 
 
@@ -148,27 +123,4 @@ async def net():
 def pki(tmp_path_factory) -> PKI:
     """A CA with a server and a client certificate (both naming 127.0.0.1), and a second, unrelated CA."""
     pytest.importorskip("OpenSSL", reason="TLS needs the tls extra (pyOpenSSL)")
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
-    directory = tmp_path_factory.mktemp("regressions-pki")
-    cas = {}
-    for name in ("ca", "other_ca"):
-        key = _key()
-        cert = _certificate(f"regression {name}", key, f"regression {name}", key, ca=True)
-        cas[name] = (_write(directory, name, cert, key), key)
-    leaves = {}
-    for stem, ca_name, usage in (
-        ("server", "ca", ExtendedKeyUsageOID.SERVER_AUTH),
-        ("client", "ca", ExtendedKeyUsageOID.CLIENT_AUTH),
-        ("stranger", "other_ca", ExtendedKeyUsageOID.CLIENT_AUTH),
-    ):
-        key = _key()
-        cert = _certificate(f"regression {stem}", key, f"regression {ca_name}", cas[ca_name][1], ca=False, usage=usage)
-        leaves[stem] = _write(directory, stem, cert, key)
-    return PKI(
-        ca=cas["ca"][0].certificate,
-        other_ca=cas["other_ca"][0].certificate,
-        server=leaves["server"],
-        client=leaves["client"],
-        stranger=leaves["stranger"],
-    )
+    return make_pki(tmp_path_factory.mktemp("regressions-pki"), "regression")

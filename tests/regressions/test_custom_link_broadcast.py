@@ -4,56 +4,22 @@ its frames in a list (no datagram loss possible), from the reactor thread and fr
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import pytest_twisted
+from support import load_example
+from support_net import ListLink
 from twisted.internet import reactor, threads
-
-from leads_twisted.comm import DISCONNECT, ConnectionBase
 
 from .conftest import LOOPBACK, Recorder, bounded, seen
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "udp_link.py"
 
-
-def load_udp_example():
-    spec = importlib.util.spec_from_file_location("leads_udp_link_example_regressions", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-udp = load_udp_example()
+udp = load_example(EXAMPLE, "leads_udp_link_example_regressions")
 
 #: Small enough that a burst fits in a loopback socket's receive buffer: UDP may drop what overflows it.
 BURST = [b"m%02d:" % i + bytes([97 + i % 26]) * (i * 13) for i in range(20)]
-
-
-class ListLink(ConnectionBase):
-    """A custom link that keeps each frame it is asked to put on the wire, in order."""
-
-    def __init__(self, service) -> None:
-        super().__init__(service.separator)
-        self.service = service
-        self.frames: list[bytes] = []
-        self.ended = False
-
-    def closed(self) -> bool:
-        return self.ended
-
-    def send(self, msg: bytes) -> None:
-        frame = self.frame(msg)
-        if self.ended:
-            raise OSError("closed")
-        self.frames.append(frame)
-
-    def close(self) -> None:
-        if not self.ended:
-            self.ended = True
-            self.frames.append(self.frame(DISCONNECT))
-            self.service.detach(self)
 
 
 @pytest_twisted.ensureDeferred

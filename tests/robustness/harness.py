@@ -1,9 +1,9 @@
-"""What the robustness tests share: processes under test, raw peers, event waits, and /proc measurements.
+"""What the robustness tests share: processes under test, recorders, special raw peers, and /proc measurements.
 
 The tests run inside pytest-twisted's reactor. A server whose memory or CPU time is measured runs as its own
 process (``server_proc.py``) so that the test runner's own memory does not count; the test talks to it over
 stdin/stdout and reads its ``/proc`` entries. Every wait here is on an event and has a timeout, and every
-process started here is ended here, by its pid.
+process started here is ended here, by its pid. ``Waitable``, ``RawPeer`` and ``connect`` are in ``support_net``.
 """
 
 from __future__ import annotations
@@ -14,23 +14,17 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import reactor, task
+from support_net import TIMEOUT, RawPeer, Waitable
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IPullProducer
-from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
 from leads_twisted.comm import Callback
-from leads_twisted.comm.framing import Decoder
 
-LOOPBACK = "127.0.0.1"
-#: The default bound of one wait for an event.
-TIMEOUT = 15.0
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 
@@ -85,53 +79,7 @@ class MemoryWatch:
         return f"RSS start {self.start:.1f} MB, peak {self.peak:.1f} MB, end {self.end:.1f} MB"
 
 
-# Waiting for events inside the reactor.
-
-
-def timeout_message(what: str, timeout: float, state: Callable[[], str]) -> Callable[[Any, float], Any]:
-    def timed_out(result: Any, _timeout: float) -> Any:
-        raise TimeoutError(f"waited {timeout} s for {what}; state: {state()}")
-
-    return timed_out
-
-
-class Waitable:
-    """Something that changes on events; ``when(predicate)`` fires once the predicate holds."""
-
-    def __init__(self) -> None:
-        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
-
-    def changed(self) -> None:
-        for entry in list(self._waiters):
-            predicate, waiter = entry
-            if predicate():
-                self._waiters.remove(entry)
-                waiter.callback(None)
-
-    def when(self, predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> Deferred[None]:
-        waiter: Deferred[None] = Deferred()
-        if predicate():
-            waiter.callback(None)
-            return waiter
-        entry = (predicate, waiter)
-        self._waiters.append(entry)
-
-        def forget(result: Any) -> Any:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-            return result
-
-        waiter.addTimeout(timeout, reactor, onTimeoutCancel=timeout_message(what, timeout, self.describe))
-        waiter.addErrback(forget)
-        return waiter
-
-    def describe(self) -> str:
-        return repr(self)
-
-
-def window(seconds: float) -> Deferred[None]:
-    """Let ``seconds`` pass: only for measuring over a time window, never to wait for something to happen."""
-    return task.deferLater(reactor, seconds, lambda: None)
+# Recording callbacks in the test process.
 
 
 class Recorder(Callback, Waitable):
@@ -228,46 +176,7 @@ class EchoLoop(Recorder):
         return f"EchoLoop(answers={self.answers}, wrong={self.wrong[:3]}, {super().describe()})"
 
 
-# Raw peers in the test process.
-
-
-class RawPeer(Protocol, Waitable):
-    """A plain TCP peer: splits what it gets into messages (or keeps raw bytes) and can write anything."""
-
-    def __init__(self, keep_bytes: bool = True, max_message: int = 64 * 1024 * 1024) -> None:
-        Waitable.__init__(self)
-        self.keep_bytes = keep_bytes
-        self.data = b""
-        self.received_bytes = 0
-        self.decoder = Decoder(b";", max_message)
-        self.messages: list[bytes] = []
-        self.lost_reason: Any = None
-        self.is_lost = False
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received_bytes += len(data)
-        if self.keep_bytes:
-            self.data += data
-        for msg in self.decoder.feed(data):
-            self.message(msg)
-        self.changed()
-
-    def message(self, msg: bytes) -> None:
-        self.messages.append(msg)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.lost_reason = reason
-        self.is_lost = True
-        self.changed()
-
-    def when_lost(self, timeout: float = TIMEOUT) -> Deferred[None]:
-        return self.when(lambda: self.is_lost, "the link to end", timeout)
-
-    def when_messages(self, count: int, timeout: float = TIMEOUT) -> Deferred[None]:
-        return self.when(lambda: len(self.messages) >= count or self.is_lost, f"{count} messages", timeout)
-
-    def describe(self) -> str:
-        return f"{type(self).__name__}(bytes={self.received_bytes}, messages={self.messages[-5:]}, lost={self.is_lost})"
+# Special raw peers in the test process.
 
 
 class SequenceReader(RawPeer):
@@ -343,12 +252,6 @@ class Flooder(RawPeer):
 
     def describe(self) -> str:
         return f"Flooder(sent={self.sent}/{self.total}, lost={self.is_lost}, got={self.data[:60]!r})"
-
-
-def connect(peer: Protocol, port: int, timeout: float = TIMEOUT, connect_timeout: float = 5) -> Deferred[Protocol]:
-    """Connect ``peer`` to ``port`` on loopback; fires with the peer once connected."""
-    endpoint = TCP4ClientEndpoint(reactor, LOOPBACK, port, timeout=connect_timeout)
-    return connectProtocol(endpoint, peer).addTimeout(timeout, reactor)
 
 
 # Processes under test.

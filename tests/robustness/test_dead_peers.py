@@ -11,8 +11,9 @@ import socket
 import struct
 
 import pytest_twisted
+from support_net import LOOPBACK, RawPeer, window
 
-from .harness import LOOPBACK, EchoLoop, RawPeer, Recorder, cpu_seconds, window
+from .harness import EchoLoop, Recorder, cpu_seconds
 
 #: A server with nothing to do uses next to no CPU; one spinning on a dead socket uses the whole window.
 CPU_WINDOW_SECONDS = 1.5

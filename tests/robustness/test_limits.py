@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest_twisted
+from support_net import RawPeer
 
-from .harness import RawPeer, Recorder
+from .harness import Recorder
 
 
 class Replier(Recorder):

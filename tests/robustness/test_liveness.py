@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest_twisted
+from support_net import RawPeer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
@@ -11,7 +12,7 @@ from leads_twisted.comm import Server
 from leads_twisted.comm.protocol import LeadsServerFactory
 from leads_twisted.comm.reactor_thread import ReactorRunner
 
-from .harness import EchoLoop, EchoServer, RawPeer, Recorder
+from .harness import EchoLoop, EchoServer, Recorder
 
 
 def link(**options):

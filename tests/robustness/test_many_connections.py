@@ -7,9 +7,8 @@ import time
 
 import pytest
 import pytest_twisted
+from support_net import RawPeer, connect
 from twisted.internet.defer import gatherResults
-
-from .harness import RawPeer, connect
 
 CLIENTS = 5_000
 #: Both ends of every link are open at once: the server's in its process, the clients' in this one.

@@ -5,10 +5,11 @@ from __future__ import annotations
 import struct
 
 import pytest_twisted
+from support_net import RawPeer
 
 from leads_twisted.comm import MessageTooLong
 
-from .harness import EchoLoop, Flooder, MemoryWatch, RawPeer, Recorder
+from .harness import EchoLoop, Flooder, MemoryWatch, Recorder
 
 MB = 1_000_000
 

@@ -8,12 +8,13 @@ import time
 
 import pytest
 import pytest_twisted
+from support_net import LOOPBACK, window
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
 
 from leads_twisted.comm.link_policy import Backoff
 
-from .harness import HERE, LOOPBACK, Recorder, ScriptProcess, window
+from .harness import HERE, Recorder, ScriptProcess
 
 QUICK_BACKOFF = {"initial": 0.05, "factor": 1.5, "maximum": 0.25, "jitter": 0.1}
 

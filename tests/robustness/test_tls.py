@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from support_net import LOOPBACK, RawPeer, client_tls, server_tls
 from twisted.internet import reactor
 
 from leads_twisted.comm.tls import TLSOptions
 
-from .harness import LOOPBACK, RawPeer, Recorder
+from .harness import Recorder
 
 pytest.importorskip("OpenSSL", reason="TLS needs the tls extra (pyOpenSSL)")
 
@@ -20,15 +21,6 @@ class Replier(Recorder):
     def on_receive(self, service, msg):
         service.reply(b"to " + msg)
         super().on_receive(service, msg)
-
-
-def server_tls(pki) -> TLSOptions:
-    return TLSOptions(pki.server.certificate, pki.server.private_key, pki.ca)
-
-
-def client_tls(pki, identity=None, ca=None) -> TLSOptions:
-    identity = identity if identity is not None else pki.client
-    return TLSOptions(identity.certificate, identity.private_key, ca if ca is not None else pki.ca)
 
 
 async def exchange(client_recorder: Recorder, client, msg: bytes) -> None:

@@ -4,34 +4,10 @@ the smallest possible transport: a list of the bytes put on the wire. In memory,
 from __future__ import annotations
 
 import pytest
+from support_net import ListLink
 
-from leads_twisted.comm import DISCONNECT, ConnectionBase, MessageTooLong, Server
+from leads_twisted.comm import MessageTooLong, Server
 from leads_twisted.testing import MemoryRunner, Recorder
-
-
-class ListConnection(ConnectionBase):
-    """Puts frames in ``wire``; ``close`` says goodbye and reports the end at once, as the contract asks."""
-
-    def __init__(self, service: Server) -> None:
-        super().__init__(service.separator)
-        self.service = service
-        self.wire: list[bytes] = []
-        self.ended = False
-
-    def closed(self) -> bool:
-        return self.ended
-
-    def send(self, msg: bytes) -> None:
-        frame = self.frame(msg)
-        if self.ended:
-            raise OSError("closed")
-        self.wire.append(frame)
-
-    def close(self) -> None:
-        if not self.ended:
-            self.ended = True
-            self.wire.append(self.frame(DISCONNECT))
-            self.service.detach(self)
 
 
 def started_server(**options) -> tuple[Server, Recorder]:
@@ -43,16 +19,16 @@ def started_server(**options) -> tuple[Server, Recorder]:
 
 def test_attach_feed_reply_and_the_peer_saying_goodbye():
     server, seen = started_server()
-    link = ListConnection(server)
+    link = ListLink(server)
     server.attach(link)
     server.feed(link, b"one;tw")
     server.feed(link, b"o;")
     assert seen.received == [b"one", b"two"] and seen.senders == [link, link]
     server.broadcast(b"all")
     link.send(b"you")
-    assert link.wire == [b"all;", b"you;"]
+    assert link.frames == [b"all;", b"you;"]
     server.feed(link, b"disconnect;")
-    assert link.wire[-1] == b"disconnect;"
+    assert link.frames[-1] == b"disconnect;"
     assert seen.kinds() == ["initialize", "connect", "receive", "receive", "disconnect"]
     server.detach(link)  # reported again by the transport: ignored
     server.feed(link, b"late;")  # after the end: ignored
@@ -61,18 +37,18 @@ def test_attach_feed_reply_and_the_peer_saying_goodbye():
 
 def test_length_framing_reaches_a_custom_link_too():
     server, seen = started_server(framing="length")
-    link = ListConnection(server)
+    link = ListLink(server)
     server.attach(link)
     server.broadcast(b"a;b")
     server.broadcast(b"")
-    assert link.wire == [b"\x00\x00\x00\x03a;b", b"\x00\x00\x00\x00"]
+    assert link.frames == [b"\x00\x00\x00\x03a;b", b"\x00\x00\x00\x00"]
     server.feed(link, b"\x00\x00\x00\x02hi")
     assert seen.received == [b"hi"]
 
 
 def test_a_peer_breaking_the_framing_is_reported_and_dropped():
     server, seen = started_server(max_message=4)
-    link = ListConnection(server)
+    link = ListLink(server)
     server.attach(link)
     server.feed(link, b"ok;")
     server.feed(link, b"toolong")
@@ -88,21 +64,21 @@ def test_misuse_is_refused():
     seen = Recorder()
     server = Server(0, seen, runner=MemoryRunner())
     with pytest.raises(RuntimeError, match="once started"):
-        server.attach(ListConnection(server))
+        server.attach(ListLink(server))
     server.start_in_reactor()
     with pytest.raises(RuntimeError, match="never attached"):
-        server.feed(ListConnection(server), b"x;")
+        server.feed(ListLink(server), b"x;")
     server.close()
     with pytest.raises(RuntimeError, match="once started"):
-        server.attach(ListConnection(server))
+        server.attach(ListLink(server))
 
 
 def test_closing_the_server_closes_custom_links():
     server, seen = started_server()
-    links = [ListConnection(server) for _ in range(3)]
+    links = [ListLink(server) for _ in range(3)]
     for link in links:
         server.attach(link)
     finished = server.close_in_reactor()
     assert finished.called, "every link reported its end, so the server is done"
-    assert all(link.wire == [b"disconnect;"] for link in links)
+    assert all(link.frames == [b"disconnect;"] for link in links)
     assert seen.disconnections == links

@@ -3,12 +3,12 @@ Server and Client machinery: callbacks, framing, ``sender()``, ``broadcast``, cl
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 import pytest_twisted
+from support import load_example
 from twisted.internet import reactor, threads
 
 from leads_twisted.comm import Callback, ConnectionBase, Service
@@ -20,14 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "udp_link.py"
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location("leads_udp_link_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-udp = load_example()
+udp = load_example(EXAMPLE, "leads_udp_link_example")
 
 
 class Echo(Callback):
