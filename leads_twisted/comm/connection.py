@@ -9,7 +9,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
-from leads_twisted.comm.length_framing import LengthDecoder
+from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
 
 if TYPE_CHECKING:
@@ -52,8 +52,8 @@ class ConnectionBase(ABC):
     heartbeats, TLS, ``max_connections`` and reconnecting come with Twisted transports and endpoints only.
     """
 
-    def __init__(self, separator: bytes = b";") -> None:
-        self._encoder: Encoder = Encoder(separator)
+    def __init__(self, separator: bytes = b";", encoder: Encoder | LengthEncoder | None = None) -> None:
+        self._encoder: Encoder | LengthEncoder = encoder if encoder is not None else Encoder(separator)
 
     @property
     def separator(self) -> bytes:
@@ -127,8 +127,7 @@ class Connection(ConnectionBase):
 
     def __init__(self, service: Service, transport: ITransport) -> None:
         policy = service._policy
-        super().__init__(policy.separator)
-        self._encoder = policy.encoder
+        super().__init__(policy.separator, policy.encoder)  # the service's encoder, shared by its links
         self._frame = policy.encoder.frame
         self._max_buffered: int = service._link_buffer_bound()
         self._drop_when_slow: bool = policy.slow_policy == "drop"
