@@ -2,7 +2,8 @@
 
 It imports nothing from leads_twisted into the script's names, so each script (and each spec example) says
 what it uses. It gives a script ``Events``, a thread-safe recording ``Callback`` that can be waited on with a
-timeout, ``result(**data)``, which prints the one ``RESULT`` line that the test reads, and ``watchdog``.
+timeout, ``result(**data)``, which prints the one ``RESULT`` line that the test reads, ``say`` for other lines,
+and ``watchdog``.
 """
 
 import textwrap
@@ -69,8 +70,19 @@ class Events(_comm.Callback):
         self.wait(lambda: sum(1 for k, _ in self.events if k == kind) >= count, f"{count} x {kind}", timeout)
 
 
+_say_lock = threading.Lock()
+
+
+def say(*words):
+    """Print one line in one write: the reactor thread and the main thread both print, and ``print`` writes a
+    line's text and its newline separately, so two threads' lines could otherwise run together."""
+    with _say_lock:
+        sys.stdout.write(" ".join(str(word) for word in words) + "\n")
+        sys.stdout.flush()
+
+
 def result(**data):
-    print("RESULT " + json.dumps(data), flush=True)
+    say("RESULT " + json.dumps(data))
 
 
 def watchdog(seconds):

@@ -306,18 +306,18 @@ def test_a_server_open_at_exit_tells_its_peers_disconnect():
         class Say(Events):
             def on_connect(self, service, connection):
                 super().on_connect(service, connection)
-                print("CONNECTED", flush=True)
+                say("CONNECTED")
 
             def on_disconnect(self, service, connection):
                 super().on_disconnect(service, connection)
-                print("DISCONNECTED", flush=True)
+                say("DISCONNECTED")
 
         events = Say()
         server = start_server(create_server(0, events, interface="127.0.0.1"), True)
-        print("PORT", server.port(), flush=True)
+        say("PORT", server.port())
         events.wait_count("connect", 1)
         server.broadcast(b"before exit")
-        print("EXITING", flush=True)
+        say("EXITING")
         # No close(): the interpreter exits with the server open.
         """
     )
@@ -374,13 +374,13 @@ def test_ctrl_c_during_a_blocking_start_closes_cleanly(service):
             class Say(Events):
                 def on_connect(self, service, connection):
                     super().on_connect(service, connection)
-                    print("CONNECTED", flush=True)
+                    say("CONNECTED")
 
             events = Say()
             if {service!r} == "server":
                 target = create_server(0, events, interface="127.0.0.1")
                 threading.Thread(
-                    target=lambda: (events.wait_count("initialize", 1), print("PORT", target.port(), flush=True)),
+                    target=lambda: (events.wait_count("initialize", 1), say("PORT", target.port())),
                     daemon=True,
                 ).start()
                 start = lambda: start_server(target)
