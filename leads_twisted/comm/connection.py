@@ -11,6 +11,7 @@ from twisted.logger import Logger
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
+from leads_twisted.comm.write_batch import direct_socket, write_out
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -134,6 +135,10 @@ class Connection(ConnectionBase):
         self._service: Service = service
         self._in_reactor_thread = service._in_reactor_thread
         self._transport: Any = transport
+        self._socket = direct_socket(transport)
+        self._batch = service._runner.write_batch
+        #: What this link wrote during the batch under way, written out when the batch ends.
+        self._held_writes: list[bytes] | None = None
         self._closing: bool = False
         self._lost: bool = False
         # Set by ``close`` from another thread at once, so the caller sees the link closed before the reactor
@@ -203,7 +208,19 @@ class Connection(ConnectionBase):
             if self._held > self._max_buffered:
                 self._too_slow(count)
                 return
-        self._transport.write(data)
+        if not self._batch.open:
+            self._transport.write(data)
+        elif self._held_writes is None:
+            self._held_writes = [data]
+            self._batch.hold(self)
+        else:
+            self._held_writes.append(data)
+
+    def _flush_held(self) -> None:
+        """The batch has ended: write what it held for this link, straight to the socket if it can be."""
+        held, self._held_writes = self._held_writes, None
+        if held and not (self._closing or self._lost):
+            write_out(self._transport, self._socket, held[0] if len(held) == 1 else b"".join(held))
 
     def _peer_is_slow(self, slow: bool) -> None:
         """The transport's buffer went over its limit (start counting what is held) or drained (stop).
@@ -225,15 +242,18 @@ class Connection(ConnectionBase):
             SlowPeer(f"{self} stopped reading with over {self._max_buffered} bytes waiting; disconnecting it")
         )
         self._closing = True
+        self._held_writes = None
         self._transport.abortConnection()
 
     def _close_now(self) -> None:
         """Send ``disconnect``, flush, shut our side, and let the peer finish; cut the link if it lingers."""
         if self._closing or self._lost:
             return
+        goodbye = self._frame(DISCONNECT)
+        held, self._held_writes = self._held_writes, None
         self._closing = True
         transport = self._transport
-        transport.write(self._frame(DISCONNECT))
+        write_out(transport, self._socket, b"".join([*held, goodbye]) if held else goodbye)
         if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()
         if hasattr(transport, "loseWriteConnection"):
@@ -248,6 +268,7 @@ class Connection(ConnectionBase):
 
     def _mark_lost(self) -> None:
         self._lost = True
+        self._held_writes = None
         for timer in self._timers:
             if isinstance(timer, LoopingCall):
                 if timer.running:

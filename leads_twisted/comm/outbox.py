@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
+from leads_twisted.comm.write_batch import WriteBatch
+
 _log = Logger(namespace="leads_twisted.outbox")
 
 #: Queued in place of a message: close the target after everything queued before it.
@@ -41,9 +43,13 @@ class Outbox:
     """A bounded, thread-safe queue of ``(target, message)`` drained in the reactor thread."""
 
     def __init__(
-        self, call_from_thread: Callable[[Callable[[], None]], Any], max_queued: int = DEFAULT_MAX_QUEUED
+        self,
+        call_from_thread: Callable[[Callable[[], None]], Any],
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        write_batch: WriteBatch | None = None,
     ) -> None:
         self._call_from_thread = call_from_thread
+        self._write_batch: WriteBatch = write_batch if write_batch is not None else WriteBatch()
         self.max_queued: int = max_queued
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
@@ -114,7 +120,7 @@ class Outbox:
                 self._room.notify_all()
 
     def _drain(self) -> None:
-        """Deliver everything queued so far, in order, with one write per run of messages to one target."""
+        """Deliver everything queued so far, in order: one write per link, at the end of the batch."""
         with self._lock:
             targets, self._targets = self._targets, []
             messages, self._messages = self._messages, []
@@ -123,6 +129,14 @@ class Outbox:
             self._scheduled = False
             if self._waiting:
                 self._room.notify_all()
+        batch = self._write_batch
+        batch.begin()
+        try:
+            self._deliver_all(targets, messages, has_controls)
+        finally:
+            batch.end()
+
+    def _deliver_all(self, targets: list[OutboxTarget], messages: list[Any], has_controls: bool) -> None:
         first = targets[0]
         if not has_controls and targets.count(first) == len(targets):
             _deliver(first._write_messages, messages)

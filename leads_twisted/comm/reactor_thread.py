@@ -19,6 +19,8 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python import threadable
 from twisted.python.failure import Failure
 
+from leads_twisted.comm.write_batch import WriteBatch
+
 T = TypeVar("T")
 
 #: How long a blocking call waits for the reactor before giving up with ``TimeoutError``.
@@ -42,6 +44,8 @@ class ReactorRunner:
         self._thread: threading.Thread | None = None
         self._shutdown_hooks: list[Callable[[], Deferred[Any] | None]] = []
         self._exit_registered = False
+        #: Holds the writes made while the reactor handles a batch of work, for one write per link at its end.
+        self.write_batch: WriteBatch = WriteBatch()
 
     @property
     def reactor(self) -> Any:

@@ -81,7 +81,7 @@ class Service(ABC):
             self._inline_separator = self._policy.separator
         self._runner: ReactorRunner = runner if runner is not None else shared_runner
         self._in_reactor_thread: Callable[[], bool] = self._runner.in_reactor_thread
-        self._outbox: Outbox = Outbox(self._call_from_thread, max_queued)
+        self._outbox: Outbox = Outbox(self._call_from_thread, max_queued, self._runner.write_batch)
         self._state: State = State.NEW
         self._state_lock = threading.Lock()
         self._finished = threading.Event()
@@ -380,16 +380,24 @@ class Service(ABC):
 
     def _receive(self, connection: Any, decoder: Any, data: bytes) -> None:
         """Bytes from a link's peer: deliver the messages they complete, or drop a peer breaking the framing
-        after delivering what it sent whole before."""
+        after delivering what it sent whole before.
+
+        What the callbacks send meanwhile is held and written once per link when they are done.
+        """
+        batch = self._runner.write_batch
+        batch.begin()
         try:
-            messages = decoder.feed(data)
-        except MessageTooLong as error:
-            if error.complete:
-                self._deliver(connection, error.complete)
-            self._connection_broke_rules(connection, error)
-            return
-        if messages:
-            self._deliver(connection, messages)
+            try:
+                messages = decoder.feed(data)
+            except MessageTooLong as error:
+                if error.complete:
+                    self._deliver(connection, error.complete)
+                self._connection_broke_rules(connection, error)
+                return
+            if messages:
+                self._deliver(connection, messages)
+        finally:
+            batch.end()
 
     def _connection_broke_rules(self, connection: ConnectionBase, error: Exception) -> None:
         """A peer sent what the framing refuses: drop that link alone and say why."""
