@@ -126,7 +126,7 @@ class Client(Service):
         connection = self._connection
         if connection is None or connection._closing or connection._lost:
             self._check_can_hold(msg)
-        self._outbox.put(self, msg)
+        self._outbox.put(self, msg, connection)
 
     def _send_or_queue(self, msg: bytes) -> None:
         """``send`` from the reactor thread, or with a disconnected-send queue to keep within its bound."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +13,7 @@ from twisted.logger import Logger
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
-from leads_twisted.comm.write_batch import direct_socket, write_out
+from leads_twisted.comm.write_batch import direct_socket, duplicate_for_threads, twisted_holds_nothing, write_out
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -139,6 +141,15 @@ class Connection(ConnectionBase):
         self._batch = service._runner.write_batch
         #: What this link wrote during the batch under way, written out when the batch ends.
         self._held_writes: list[bytes] | None = None
+        # A sending thread may write to the socket itself (``_send_from_thread``); every write of the reactor
+        # thread takes this lock too, so the two never interleave their bytes.
+        self._write_lock = threading.RLock()
+        #: The sending threads' own descriptor of the socket, made on first use and closed when the link is
+        #: lost under the lock: Twisted may close its descriptor at any time, and the number be reused.
+        self._thread_socket: socket.socket | None = None
+        self._threads_may_write: bool = self._socket is not None
+        #: Bytes a sending thread wrote part of: the reactor writes them before anything else.
+        self._unsent_tail: bytes | None = None
         self._closing: bool = False
         self._lost: bool = False
         # Set by ``close`` from another thread at once, so the caller sees the link closed before the reactor
@@ -183,7 +194,7 @@ class Connection(ConnectionBase):
         if self._in_reactor_thread():
             self._write_encoded(self._frame(msg), 1)
         else:
-            self._service._outbox.put(self, msg)
+            self._service._outbox.put(self, msg, self)
 
     def close(self) -> None:
         if self._closing or self._lost or self._close_requested:
@@ -193,6 +204,44 @@ class Connection(ConnectionBase):
         else:
             self._close_requested = True
             self._service._outbox.put_close(self)
+
+    def _send_from_thread(self, msg: bytes) -> bool:
+        """Write ``msg`` from the sending thread, if nothing written before it is still waiting; else False.
+
+        The outbox calls it under its lock, with nothing queued and the queue quiet. It spares the reactor's
+        wake-up, which is most of a message's latency when messages are not sent in bursts. What the socket
+        does not take is left for the reactor thread, which writes it before anything else.
+        """
+        if not self._threads_may_write or not self._write_lock.acquire(False):
+            return False  # not a plain socket, or the reactor is writing: queue behind it
+        try:
+            if (
+                self._closing
+                or self._lost
+                or self._close_requested
+                or self._held is not None
+                or self._held_writes is not None
+                or self._unsent_tail is not None
+                or not twisted_holds_nothing(self._transport)
+            ):
+                return False
+            thread_socket = self._thread_socket
+            if thread_socket is None:
+                thread_socket = self._thread_socket = duplicate_for_threads(self._socket)
+                if thread_socket is None:
+                    self._threads_may_write = False  # descriptors are short: this link's sends all queue
+                    return False
+            data = self._frame(msg)
+            try:
+                sent = thread_socket.send(data)
+            except OSError:
+                sent = 0  # full, or broken: the reactor's write finds out which and acts as usual
+            if sent < len(data):
+                self._unsent_tail = data[sent:]
+                self._service._call_from_thread(self._write_unsent_tail)
+            return True
+        finally:
+            self._write_lock.release()
 
     # The reactor-thread side, used by the service and the outbox.
 
@@ -209,7 +258,7 @@ class Connection(ConnectionBase):
                 self._too_slow(count)
                 return
         if not self._batch.open:
-            self._transport.write(data)
+            self._put_on_wire(data, directly=False)
         elif self._held_writes is None:
             self._held_writes = [data]
             self._batch.hold(self)
@@ -218,9 +267,32 @@ class Connection(ConnectionBase):
 
     def _flush_held(self) -> None:
         """The batch has ended: write what it held for this link, straight to the socket if it can be."""
-        held, self._held_writes = self._held_writes, None
-        if held and not (self._closing or self._lost):
-            write_out(self._transport, self._socket, held[0] if len(held) == 1 else b"".join(held))
+        # Under the lock from taking the held writes to writing them: a sending thread that finds none held
+        # must also find them written.
+        with self._write_lock:
+            held, self._held_writes = self._held_writes, None
+            if held and not (self._closing or self._lost):
+                self._write_locked(held[0] if len(held) == 1 else b"".join(held), directly=True)
+
+    def _put_on_wire(self, data: bytes, directly: bool) -> None:
+        with self._write_lock:
+            self._write_locked(data, directly)
+
+    def _write_locked(self, data: bytes, directly: bool) -> None:
+        """Write ``data`` after what a sending thread left unsent: to the socket now if ``directly`` and it
+        can be, else into Twisted's buffer for its next turn. The caller holds ``_write_lock``."""
+        tail = self._unsent_tail
+        if tail is not None:
+            self._unsent_tail = None
+            data = tail + data
+        if directly:
+            write_out(self._transport, self._socket, data)
+        else:
+            self._transport.write(data)
+
+    def _write_unsent_tail(self) -> None:
+        if not self._lost:
+            self._put_on_wire(b"", directly=False)
 
     def _peer_is_slow(self, slow: bool) -> None:
         """The transport's buffer went over its limit (start counting what is held) or drained (stop).
@@ -250,10 +322,11 @@ class Connection(ConnectionBase):
         if self._closing or self._lost:
             return
         goodbye = self._frame(DISCONNECT)
-        held, self._held_writes = self._held_writes, None
-        self._closing = True
+        with self._write_lock:
+            held, self._held_writes = self._held_writes, None
+            self._closing = True
+            self._write_locked(b"".join([*held, goodbye]) if held else goodbye, directly=True)
         transport = self._transport
-        write_out(transport, self._socket, b"".join([*held, goodbye]) if held else goodbye)
         if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()
         if hasattr(transport, "loseWriteConnection"):
@@ -269,6 +342,10 @@ class Connection(ConnectionBase):
     def _mark_lost(self) -> None:
         self._lost = True
         self._held_writes = None
+        with self._write_lock:
+            self._unsent_tail = None
+            if self._thread_socket is not None:
+                self._thread_socket.close()
         for timer in self._timers:
             if isinstance(timer, LoopingCall):
                 if timer.running:

@@ -5,12 +5,17 @@ wake-up; the drain takes the whole list at once. So a burst of sends costs one w
 The queue is bounded in bytes: a thread that sends faster than the reactor can write waits for room. A client
 also pauses its queue while its link's transport is full, so its senders wait for the peer; a server never
 pauses (one slow client must not stop the others): its ``slow_policy`` acts on that client instead.
+
+A message to one link, sent when the queue has been empty and quiet for a moment (a request, a reply to a
+reply, a reading every few milliseconds), skips the queue: the sending thread writes it to the socket itself
+if the link lets it (``DirectSender``), which saves waking the reactor thread. A burst is queued and batched.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from time import monotonic
 from typing import Any, Protocol
 
 from twisted.logger import Logger
@@ -28,6 +33,10 @@ DEFAULT_MAX_QUEUED: int = 16 * 1024 * 1024
 #: The bookkeeping cost counted for each queued message besides its payload.
 _ENTRY_COST: int = 64
 
+#: A message skips the queue only after the queue has been empty and untouched this long: within a burst,
+#: messages come microseconds apart and are worth batching, one write and one wake-up for many.
+DIRECT_SEND_AFTER_QUIET_SECONDS: float = 50e-6
+
 
 class OutboxTarget(Protocol):
     """Something the outbox delivers to: a connection, or a server broadcasting to all of its connections."""
@@ -37,6 +46,13 @@ class OutboxTarget(Protocol):
 
     def _close_now(self) -> None:
         """Close, from the reactor thread, after everything written before."""
+
+
+class DirectSender(Protocol):
+    """A link that a sending thread may write to itself when nothing is queued before its message."""
+
+    def _send_from_thread(self, message: bytes) -> bool:
+        """Put ``message`` on the wire from the calling thread, or return False to have it queued."""
 
 
 class Outbox:
@@ -60,9 +76,16 @@ class Outbox:
         self._scheduled = False
         self._paused = False
         self._waiting = 0
+        #: True from taking a batch until it has been written: a message sent meanwhile must queue behind it.
+        self._draining = False
+        #: When a sender last found the queue empty, or the reactor last finished writing what it took.
+        self._quiet_since = 0.0
 
-    def put(self, target: OutboxTarget, message: bytes) -> None:
+    def put(self, target: OutboxTarget, message: bytes, direct: DirectSender | None = None) -> None:
         """Queue ``message`` for ``target``; wait while the queue is full or the link paused.
+
+        ``direct`` is the link ``target`` writes to, if it is one: when nothing is queued or being written and
+        the queue has been quiet, it is offered the message first (see ``DirectSender``).
 
         Never call this from the reactor thread: it may wait for the reactor. The wait ends when the reactor
         makes room, the link drains, or the service ends (which resumes every waiter).
@@ -72,6 +95,12 @@ class Outbox:
         lock = self._lock
         lock.acquire()
         try:
+            if direct is not None and not self._targets and not self._draining and not self._paused:
+                now = monotonic()
+                quiet = now - self._quiet_since >= DIRECT_SEND_AFTER_QUIET_SECONDS
+                self._quiet_since = now
+                if quiet and direct._send_from_thread(message):
+                    return
             if self._queued + cost > self.max_queued or self._paused:
                 self._wait_for_room(cost)
             self._targets.append(target)
@@ -127,6 +156,7 @@ class Outbox:
             has_controls, self._has_controls = self._has_controls, False
             self._queued = 0
             self._scheduled = False
+            self._draining = True
             if self._waiting:
                 self._room.notify_all()
         batch = self._write_batch
@@ -135,6 +165,10 @@ class Outbox:
             self._deliver_all(targets, messages, has_controls)
         finally:
             batch.end()
+            # Everything taken is with the transports now. A sender that comes next is mid-burst, most likely:
+            # the quiet starts here.
+            self._quiet_since = monotonic()
+            self._draining = False
 
     def _deliver_all(self, targets: list[OutboxTarget], messages: list[Any], has_controls: bool) -> None:
         first = targets[0]

@@ -71,6 +71,33 @@ def direct_socket(transport: Any) -> socket.socket | None:
     return None
 
 
+def descriptor_ceiling() -> int:
+    """Sending threads get a descriptor of their own only below this number: half of the process's limit,
+    the other half staying for accepting and connecting."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: there are no tcp.Connection sockets to write directly either
+        return 0
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2
+
+
+def duplicate_for_threads(sock: Any) -> socket.socket | None:
+    """A second descriptor of ``sock`` for threads other than the reactor's to send on, or None if
+    descriptors are running short.
+
+    Twisted closes its descriptor when the link ends, at a moment of its own; a thread writing to that number
+    afterwards could hit whatever socket reuses it. A descriptor of our own is closed by us, under our lock.
+    """
+    try:
+        duplicate = sock.dup()
+    except OSError:
+        return None
+    if duplicate.fileno() >= descriptor_ceiling():
+        duplicate.close()
+        return None
+    return duplicate
+
+
 def twisted_holds_nothing(transport: Any) -> bool:
     """True when a ``tcp.Connection`` has no bytes buffered and still writes: its socket may be written now."""
     return (

@@ -31,6 +31,12 @@ class CountingSocket:
         self.sends.append(sent)
         return sent
 
+    def close(self) -> None:
+        self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
 
 class Chatty(Recorder):
     """Answers ``many`` with three replies, ``bye`` with a reply and a close, ``big`` with a large message."""
