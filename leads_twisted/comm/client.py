@@ -262,11 +262,12 @@ class Client(Service):
         self._reactor.callLater(0, lambda: retrying.stopService().addBoth(lambda _: self._finish()))
 
     def _add_connection(self, connection: Connection) -> None:
-        self._connection = connection
         with self._held_lock:
             held, self._held, self._held_bytes = self._held, [], 0
         if held:
+            # Before the link is published: a thread sending on it once it is must find these ahead of it.
             connection._write_messages(held)
+        self._connection = connection
 
     def _after_link_up(self, connection: Any) -> None:
         """The first link is up and ``on_connect`` has run: a waiting ``start`` may return."""

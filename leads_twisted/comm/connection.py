@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
-from leads_twisted.comm.write_batch import direct_socket, duplicate_for_threads, twisted_holds_nothing, write_out
+from leads_twisted.comm.write_batch import direct_socket, thread_descriptors, twisted_holds_nothing, write_out
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -116,6 +116,10 @@ class ConnectionBase(ABC):
     def _mark_lost(self) -> None:
         self._lost = True
 
+    def _send_from_thread(self, msg: bytes) -> bool:
+        """Only a ``Connection`` writes from a sending thread; other links always queue."""
+        return False
+
 
 class SlowPeer(OSError):
     """A peer stopped reading while messages for it piled up past ``max_buffered`` bytes."""
@@ -144,9 +148,10 @@ class Connection(ConnectionBase):
         # A sending thread may write to the socket itself (``_send_from_thread``); every write of the reactor
         # thread takes this lock too, so the two never interleave their bytes.
         self._write_lock = threading.RLock()
-        #: The sending threads' own descriptor of the socket, made on first use and closed when the link is
-        #: lost under the lock: Twisted may close its descriptor at any time, and the number be reused.
+        #: The sending threads' own descriptor of the socket (see ``ThreadDescriptors``): asked for by the
+        #: first thread send, made in the reactor thread, closed there when the link is lost.
         self._thread_socket: socket.socket | None = None
+        self._thread_socket_asked: bool = False
         self._threads_may_write: bool = self._socket is not None
         #: Bytes a sending thread wrote part of: the reactor writes them before anything else.
         self._unsent_tail: bytes | None = None
@@ -227,10 +232,10 @@ class Connection(ConnectionBase):
                 return False
             thread_socket = self._thread_socket
             if thread_socket is None:
-                thread_socket = self._thread_socket = duplicate_for_threads(self._socket)
-                if thread_socket is None:
-                    self._threads_may_write = False  # descriptors are short: this link's sends all queue
-                    return False
+                if not self._thread_socket_asked:
+                    self._thread_socket_asked = True
+                    self._service._call_from_thread(self._make_thread_socket)
+                return False
             data = self._frame(msg)
             try:
                 sent = thread_socket.send(data)
@@ -244,6 +249,15 @@ class Connection(ConnectionBase):
             self._write_lock.release()
 
     # The reactor-thread side, used by the service and the outbox.
+
+    def _make_thread_socket(self) -> None:
+        """Give sending threads a descriptor of their own, unless the link is ending or descriptors are short."""
+        with self._write_lock:
+            if self._closing or self._lost:
+                return
+            self._thread_socket = thread_descriptors.take(self._socket)  # type: ignore[arg-type]
+            if self._thread_socket is None:
+                self._threads_may_write = False  # every send of this link's threads queues, as on TLS
 
     def _write_messages(self, messages: list[bytes]) -> None:
         self._write_encoded(self._encoder.encode_all(messages), len(messages))
@@ -344,8 +358,10 @@ class Connection(ConnectionBase):
         self._held_writes = None
         with self._write_lock:
             self._unsent_tail = None
+            self._threads_may_write = False
             if self._thread_socket is not None:
-                self._thread_socket.close()
+                thread_descriptors.give_back(self._thread_socket)
+                self._thread_socket = None
         for timer in self._timers:
             if isinstance(timer, LoopingCall):
                 if timer.running:

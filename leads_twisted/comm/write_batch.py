@@ -71,31 +71,50 @@ def direct_socket(transport: Any) -> socket.socket | None:
     return None
 
 
-def descriptor_ceiling() -> int:
-    """Sending threads get a descriptor of their own only below this number: half of the process's limit,
-    the other half staying for accepting and connecting."""
+def descriptor_limit() -> int:
+    """The process's soft limit on open descriptors (0 where there is none to read: no direct sends there)."""
     try:
         import resource
     except ImportError:  # not POSIX: there are no tcp.Connection sockets to write directly either
         return 0
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def duplicate_for_threads(sock: Any) -> socket.socket | None:
-    """A second descriptor of ``sock`` for threads other than the reactor's to send on, or None if
-    descriptors are running short.
+class ThreadDescriptors:
+    """Second descriptors of sockets, for threads other than the reactor's to send on; reactor thread only.
 
-    Twisted closes its descriptor when the link ends, at a moment of its own; a thread writing to that number
-    afterwards could hit whatever socket reuses it. A descriptor of our own is closed by us, under our lock.
+    Twisted closes its descriptor of a socket when the link ends, at a moment of its own; a thread writing
+    to that number afterwards could hit whatever socket reuses it. A descriptor of our own is made and closed
+    by us, under the link's lock. They are few by design: at most a quarter of the process's limit, and none
+    once half of it is in use, so that accepting and connecting keep the rest.
     """
-    try:
-        duplicate = sock.dup()
-    except OSError:
-        return None
-    if duplicate.fileno() >= descriptor_ceiling():
+
+    def __init__(self) -> None:
+        self.open = 0
+
+    def take(self, sock: socket.socket) -> socket.socket | None:
+        """A new descriptor of ``sock``, or None if the budget is spent or descriptors are short."""
+        limit = descriptor_limit()
+        if self.open >= limit // 4:
+            return None
+        try:
+            duplicate = sock.dup()
+        except OSError:
+            return None
+        if duplicate.fileno() >= limit // 2:
+            duplicate.close()
+            return None
+        self.open += 1
+        return duplicate
+
+    def give_back(self, duplicate: socket.socket) -> None:
+        """Close a descriptor from ``take``."""
         duplicate.close()
-        return None
-    return duplicate
+        self.open -= 1
+
+
+#: The process's budget of sending threads' descriptors.
+thread_descriptors = ThreadDescriptors()
 
 
 def twisted_holds_nothing(transport: Any) -> bool:

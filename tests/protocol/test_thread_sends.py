@@ -1,10 +1,12 @@
-"""Sends from other threads over real sockets: a quiet link is written by the sending thread itself, a burst
-goes through the queue, and whichever way a message goes, nothing overtakes what was written before it."""
+"""Sends from other threads over real sockets: a quiet link is written by the sending thread itself (from its
+second message on: the first asks the reactor for the thread's descriptor and queues), a burst goes through
+the queue, and whichever way a message goes, nothing overtakes what was written before it."""
 
 from __future__ import annotations
 
 import queue
 import random
+import socket
 import threading
 import time
 from typing import Any
@@ -44,21 +46,38 @@ def in_thread(function: Any, *args: Any) -> Any:
     return threads.deferToThread(function, *args).addTimeout(TIMEOUT, reactor)
 
 
-async def linked(net: Any, callback: Recorder) -> tuple[Any, Any, DupSpy]:
-    """A server, a raw peer linked to it, and that link's connection with a spy on its socket."""
+async def linked(net: Any, callback: Recorder, warm: bool = True) -> tuple[Any, Any, DupSpy]:
+    """A server, a raw peer linked to it, and that link's connection with a spy on its socket; ``warm``
+    sends one message from a thread first, so that the link has its sending threads' descriptor."""
     server = await net.server(callback)
     peer = await net.raw_peer(server.port())
     await callback.when_kind("connect")
     connection = callback.of("connect")[0]
     spy = DupSpy(connection._socket)
     connection._socket = spy
+    if warm:
+        await in_thread(connection.send, b"warm")
+        await peer.when_messages(1)
+        assert peer.messages.pop(0) == b"warm" and spy.direct_sends == 0
+        assert spy.thread_socket is not None  # made in the reactor thread, asked for by that first send
+        peer.data = b""
     return connection, peer, spy
+
+
+def after_a_quiet_moment(function: Any, *args: Any) -> Any:
+    """``function`` run after a pause long enough for the send queue to count as quiet."""
+
+    def run() -> Any:
+        time.sleep(0.001)  # part of the traffic's shape: a quiet link, not a wait for an event
+        return function(*args)
+
+    return run
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_message_to_a_quiet_link_is_written_by_the_sending_thread(net):
     connection, peer, spy = await linked(net, Recorder())
-    await in_thread(connection.send, b"hello")
+    await in_thread(after_a_quiet_moment(connection.send, b"hello"))
     await peer.when_data(b"hello;")
     assert peer.data == b"hello;"
     assert spy.direct_sends == 1
@@ -140,6 +159,7 @@ async def test_what_the_socket_did_not_take_goes_before_anything_else(net):
     peer.transport.pauseProducing()  # the kernel's buffers fill and the sending thread's write is cut short
 
     def send_big_then_more() -> None:
+        time.sleep(0.001)  # a quiet link, so that this thread writes the big message itself
         connection.send(big)
         for number in range(100):
             connection.send(b"after %d" % number)
@@ -160,7 +180,7 @@ async def test_closing_writes_a_part_sent_message_whole_before_disconnect(net):
     big = b"C" * (16 * 1024 * 1024)
     peer.keep_bytes = False
     peer.transport.pauseProducing()
-    await in_thread(connection.send, big)
+    await in_thread(after_a_quiet_moment(connection.send, big))
     assert spy.thread_socket is not None and spy.thread_socket.sends[0] < len(big) + 1
     connection.close()  # from the reactor thread, before the rest of the message was written
     peer.transport.resumeProducing()
@@ -171,14 +191,15 @@ async def test_closing_writes_a_part_sent_message_whole_before_disconnect(net):
 @pytest_twisted.ensureDeferred
 async def test_the_sending_threads_socket_is_closed_with_the_link(net):
     callback = Recorder()
+    open_before = write_batch.thread_descriptors.open
     connection, peer, spy = await linked(net, callback)
-    await in_thread(connection.send, b"one")
-    await peer.when_data(b"one;")
     assert spy.thread_socket is not None
-    thread_socket = connection._thread_socket
+    assert write_batch.thread_descriptors.open == open_before + 1
     peer.transport.loseConnection()
     await callback.when_kind("disconnect")
-    assert thread_socket._sock.fileno() == -1
+    assert spy.thread_socket._sock.fileno() == -1
+    assert connection._thread_socket is None
+    assert write_batch.thread_descriptors.open == open_before
 
 
 @pytest_twisted.ensureDeferred
@@ -201,14 +222,14 @@ async def test_a_thread_send_queues_behind_bytes_twisted_still_holds(net):
 
 @pytest_twisted.ensureDeferred
 async def test_with_descriptors_short_thread_sends_all_go_through_the_queue(net, monkeypatch):
-    monkeypatch.setattr(write_batch, "descriptor_ceiling", lambda: 0)
-    connection, peer, spy = await linked(net, Recorder())
+    monkeypatch.setattr(write_batch, "descriptor_limit", lambda: 0)
+    connection, peer, spy = await linked(net, Recorder(), warm=False)
     await in_thread(connection.send, b"queued")
-    await in_thread(connection.send, b"queued too")
+    await in_thread(after_a_quiet_moment(connection.send, b"queued too"))
     await peer.when_messages(2)
     assert peer.messages == [b"queued", b"queued too"]
-    assert spy.direct_sends == 0
-    assert spy.thread_socket is not None and spy.thread_socket._sock.fileno() == -1  # made, found over, closed
+    assert spy.thread_socket is None and spy.direct_sends == 0
+    assert not connection._threads_may_write
 
 
 @pytest_twisted.ensureDeferred
@@ -221,12 +242,34 @@ async def test_client_send_from_a_thread_writes_a_quiet_link_itself(net):
     spy = DupSpy(connection._socket)
     connection._socket = spy
 
-    def send_two() -> None:
-        client.send(b"request")
-        time.sleep(0.001)  # a quiet moment, so that the second is written by this thread too
-        client.send(b"next")
+    def send_three() -> None:
+        client.send(b"request")  # queued: it asks for the thread's descriptor
+        for msg in (b"next", b"last"):
+            time.sleep(0.001)  # a quiet moment, so that this thread writes the message itself
+            client.send(msg)
 
-    await in_thread(send_two)
-    await received.when_received(2)
-    assert received.received() == [b"request", b"next"]
+    await in_thread(send_three)
+    await received.when_received(3)
+    assert received.received() == [b"request", b"next", b"last"]
     assert spy.direct_sends == 2
+
+
+def test_the_threads_descriptors_stay_within_their_budget(monkeypatch):
+    budget = write_batch.ThreadDescriptors()
+    a, b = socket.socketpair()
+    try:
+        monkeypatch.setattr(write_batch, "descriptor_limit", lambda: 1_000_000)
+        first, second = budget.take(a), budget.take(a)
+        assert first is not None and second is not None and budget.open == 2
+        monkeypatch.setattr(write_batch, "descriptor_limit", lambda: 8)  # a quarter is 2, all in use
+        assert budget.take(a) is None and budget.open == 2
+        budget.give_back(second)
+        assert second.fileno() == -1 and budget.open == 1
+        # Room in the budget now, but a new descriptor's number would be past half the limit (this process
+        # already has more than four open): it is closed, not given out.
+        assert budget.take(a) is None and budget.open == 1
+        budget.give_back(first)
+        assert budget.open == 0
+    finally:
+        a.close()
+        b.close()

@@ -79,6 +79,12 @@ async def test_send_from_another_thread(services):
     await bounded(threads.deferToThread(lambda: [peer.send(msg) for msg in messages]))
     await bounded(client_seen.when(lambda seen: len(seen.received) == 1 + len(messages)))
     assert client_seen.received == [b"echo:hello", *messages]
+    # The client's own send from a thread: the queue offers a quiet link's message to the link first, and a
+    # custom link declines it.
+    requests = [b"c%03d" % i for i in range(20)]
+    await bounded(threads.deferToThread(lambda: [client.send(msg) for msg in requests]))
+    await bounded(server_seen.when(lambda seen: len(seen.received) == 1 + len(requests)))
+    assert server_seen.received == [b"hello", *requests]
 
 
 @pytest_twisted.ensureDeferred
