@@ -11,6 +11,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from leads_twisted.comm import Server
+from leads_twisted.daemon.descriptors import raise_descriptor_limit
 from leads_twisted.daemon.readiness import Notifier
 
 _log = Logger(namespace="leads_twisted.daemon")
@@ -55,6 +56,7 @@ class CommService(Service):
         # twistd runs the reactor in this thread; say so now, as reactor.run() will, so the library lets us
         # start the server here (and treats user code called from this thread as reactor-thread code).
         threadable.registerAsIOThread()
+        raise_descriptor_limit(self._reactor)
         self._starting = True
         try:
             self.server.start_in_reactor().addCallbacks(self._listening, self._cannot_listen)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import resource
 import struct
+import sys
+from pathlib import Path
+
+import pytest
 
 from .twistd_harness import Client, Daemons, run_twistd
 
@@ -80,3 +85,30 @@ def test_flags_that_do_not_fit_say_so_in_one_line(tmp_path) -> None:
         assert finished.returncode == 1, (arguments, finished.stderr)
         lines = finished.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], (arguments, finished.stderr)
+
+
+def test_the_daemon_raises_its_descriptor_limit_to_the_hard_limit(daemons: Daemons) -> None:
+    # Started as systemd starts a service: a soft limit of 256 (systemd's is 1024), the hard limit as it is.
+    soft_limit = 256
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= soft_limit:
+        pytest.fail(f"this machine's hard limit on open files ({hard}) leaves nothing to raise")
+    lowered = [
+        sys.executable,
+        "-c",
+        "import os, resource, sys;"
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({soft_limit}, resource.getrlimit(resource.RLIMIT_NOFILE)[1]));"
+        "os.execv(sys.argv[1], sys.argv[1:])",
+    ]
+    daemon = daemons.start("--interface", "127.0.0.1", "--port", "0", "--mode", "echo", wrapper=lowered)
+    limits = Path(f"/proc/{daemon.process.pid}/limits").read_text()
+    [line] = [line for line in limits.splitlines() if line.startswith("Max open files")]
+    soft_now, hard_now = line.split()[3:5]
+    assert soft_now == hard_now, line
+    assert soft_now != str(soft_limit), line
+    daemon.wait_for_log("limit raised from 256")
+    client = Client(daemon.port)
+    try:
+        echoed(client)
+    finally:
+        client.close()
