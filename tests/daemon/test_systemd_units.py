@@ -90,6 +90,13 @@ def test_units_agree_with_the_daemon() -> None:
     drop_in = (UNITS / "leads-comm.service.d/socket-activation.conf").read_text()
     assert "FileDescriptorName=leads-comm" in socket_unit
     assert "--endpoint=systemd:domain=INET6:name=leads-comm" in drop_in
-    for line in ("Type=notify", "Restart=on-failure", "StartLimitIntervalSec=0", "DynamicUser=yes"):
+    # LimitNOFILE: the daemon could not raise its own soft limit past 1024 under the filter's ~@resources.
+    for line in (
+        "Type=notify",
+        "Restart=on-failure",
+        "StartLimitIntervalSec=0",
+        "DynamicUser=yes",
+        "LimitNOFILE=524288",
+    ):
         assert re.search(rf"^{re.escape(line)}$", service, re.MULTILINE), line
     assert "--nodaemon --pidfile= --logfile=- --logger=leads_twisted.daemon.journald.observer leads-comm" in service
