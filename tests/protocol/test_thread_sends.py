@@ -242,14 +242,11 @@ async def test_client_send_from_a_thread_writes_a_quiet_link_itself(net):
     spy = DupSpy(connection._socket)
     connection._socket = spy
 
-    def send_three() -> None:
-        client.send(b"request")  # queued: it asks for the thread's descriptor
-        for msg in (b"next", b"last"):
-            time.sleep(0.001)  # a quiet moment, so that this thread writes the message itself
-            client.send(msg)
-
-    await in_thread(send_three)
-    await received.when_received(3)
+    await in_thread(client.send, b"request")  # queued: it asks the reactor for the thread's descriptor
+    await received.when_received(1)  # by now the reactor has made it, and written the request
+    for count, msg in enumerate((b"next", b"last"), start=2):
+        await in_thread(after_a_quiet_moment(client.send, msg))
+        await received.when_received(count)
     assert received.received() == [b"request", b"next", b"last"]
     assert spy.direct_sends == 2
 
