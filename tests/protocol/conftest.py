@@ -100,6 +100,13 @@ class Net:
         await connect(peer, port, TIMEOUT)
         return peer
 
+    async def linked_peer(self, callback: Recorder, **options: Any) -> tuple[Any, RawPeer]:
+        """A server with ``callback``, a raw peer linked to it, and the server's connection to that peer."""
+        server = await self.server(callback, **options)
+        peer = await self.raw_peer(server.port())
+        await callback.when_kind("connect")
+        return callback.of("connect")[-1], peer
+
     def raw_server(self) -> tuple[RawServerFactory, int]:
         factory = RawServerFactory(TIMEOUT)
         port = reactor.listenTCP(0, factory, interface=LOOPBACK)

@@ -49,10 +49,7 @@ def in_thread(function: Any, *args: Any) -> Any:
 async def linked(net: Any, callback: Recorder, warm: bool = True) -> tuple[Any, Any, DupSpy]:
     """A server, a raw peer linked to it, and that link's connection with a spy on its socket; ``warm``
     sends one message from a thread first, so that the link has its sending threads' descriptor."""
-    server = await net.server(callback)
-    peer = await net.raw_peer(server.port())
-    await callback.when_kind("connect")
-    connection = callback.of("connect")[0]
+    connection, peer = await net.linked_peer(callback)
     spy = DupSpy(connection._socket)
     connection._socket = spy
     if warm:

@@ -60,10 +60,7 @@ class Chatty(Recorder):
 @pytest_twisted.ensureDeferred
 async def test_replies_made_in_one_batch_leave_in_one_send(net):
     chatty = Chatty()
-    server = await net.server(chatty)
-    peer = await net.raw_peer(server.port())
-    await chatty.when_kind("connect")
-    connection = chatty.of("connect")[0]
+    connection, peer = await net.linked_peer(chatty)
     counting = CountingSocket(connection._socket)
     connection._socket = counting
     peer.transport.write(b"many;")
@@ -74,9 +71,7 @@ async def test_replies_made_in_one_batch_leave_in_one_send(net):
 
 @pytest_twisted.ensureDeferred
 async def test_a_reply_then_close_in_one_batch_arrive_in_order(net):
-    chatty = Chatty()
-    server = await net.server(chatty)
-    peer = await net.raw_peer(server.port())
+    _, peer = await net.linked_peer(Chatty())
     peer.transport.write(b"bye;")
     await peer.when_lost()
     assert peer.data == b"see you;disconnect;"
@@ -85,10 +80,7 @@ async def test_a_reply_then_close_in_one_batch_arrive_in_order(net):
 @pytest_twisted.ensureDeferred
 async def test_writes_queue_behind_what_twisted_still_holds(net):
     chatty = Chatty()
-    server = await net.server(chatty)
-    peer = await net.raw_peer(server.port())
-    await chatty.when_kind("connect")
-    connection = chatty.of("connect")[0]
+    connection, peer = await net.linked_peer(chatty)
     transport = connection._transport
     peer.keep_bytes = False
     peer.transport.pauseProducing()  # the peer stops reading: the big reply cannot all leave at once
