@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from abc import ABC, abstractmethod
@@ -10,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from leads_twisted.comm.direct_write import direct_socket, thread_descriptors, twisted_holds_nothing, write_out
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
-from leads_twisted.comm.write_batch import direct_socket, thread_descriptors, twisted_holds_nothing, write_out
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -146,8 +147,9 @@ class Connection(ConnectionBase):
         #: What this link wrote during the batch under way, written out when the batch ends.
         self._held_writes: list[bytes] | None = None
         # A sending thread may write to the socket itself (``_send_from_thread``); every write of the reactor
-        # thread takes this lock too, so the two never interleave their bytes.
-        self._write_lock = threading.RLock()
+        # thread takes this lock too, so the two never interleave their bytes. A link without a socket to
+        # write (TLS, serial, in memory) is only ever written by the reactor: it needs no lock.
+        self._write_lock: Any = threading.RLock() if self._socket is not None else contextlib.nullcontext()
         #: The sending threads' own descriptor of the socket (see ``ThreadDescriptors``): asked for by the
         #: first thread send, made in the reactor thread, closed there when the link is lost.
         self._thread_socket: socket.socket | None = None

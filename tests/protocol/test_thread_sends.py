@@ -14,7 +14,7 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import threads
 
-from leads_twisted.comm import write_batch
+from leads_twisted.comm import direct_write
 
 from .conftest import TIMEOUT, Recorder
 from .test_write_batch import CountingSocket
@@ -188,15 +188,15 @@ async def test_closing_writes_a_part_sent_message_whole_before_disconnect(net):
 @pytest_twisted.ensureDeferred
 async def test_the_sending_threads_socket_is_closed_with_the_link(net):
     callback = Recorder()
-    open_before = write_batch.thread_descriptors.open
+    open_before = direct_write.thread_descriptors.open
     connection, peer, spy = await linked(net, callback)
     assert spy.thread_socket is not None
-    assert write_batch.thread_descriptors.open == open_before + 1
+    assert direct_write.thread_descriptors.open == open_before + 1
     peer.transport.loseConnection()
     await callback.when_kind("disconnect")
     assert spy.thread_socket._sock.fileno() == -1
     assert connection._thread_socket is None
-    assert write_batch.thread_descriptors.open == open_before
+    assert direct_write.thread_descriptors.open == open_before
 
 
 @pytest_twisted.ensureDeferred
@@ -219,7 +219,7 @@ async def test_a_thread_send_queues_behind_bytes_twisted_still_holds(net):
 
 @pytest_twisted.ensureDeferred
 async def test_with_descriptors_short_thread_sends_all_go_through_the_queue(net, monkeypatch):
-    monkeypatch.setattr(write_batch, "descriptor_limit", lambda: 0)
+    monkeypatch.setattr(direct_write, "descriptor_limit", lambda: 0)
     connection, peer, spy = await linked(net, Recorder(), warm=False)
     await in_thread(connection.send, b"queued")
     await in_thread(after_a_quiet_moment(connection.send, b"queued too"))
@@ -249,13 +249,13 @@ async def test_client_send_from_a_thread_writes_a_quiet_link_itself(net):
 
 
 def test_the_threads_descriptors_stay_within_their_budget(monkeypatch):
-    budget = write_batch.ThreadDescriptors()
+    budget = direct_write.ThreadDescriptors()
     a, b = socket.socketpair()
     try:
-        monkeypatch.setattr(write_batch, "descriptor_limit", lambda: 1_000_000)
+        monkeypatch.setattr(direct_write, "descriptor_limit", lambda: 1_000_000)
         first, second = budget.take(a), budget.take(a)
         assert first is not None and second is not None and budget.open == 2
-        monkeypatch.setattr(write_batch, "descriptor_limit", lambda: 8)  # a quarter is 2, all in use
+        monkeypatch.setattr(direct_write, "descriptor_limit", lambda: 8)  # a quarter is 2, all in use
         assert budget.take(a) is None and budget.open == 2
         budget.give_back(second)
         assert second.fileno() == -1 and budget.open == 1
