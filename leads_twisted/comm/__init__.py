@@ -10,6 +10,7 @@ from leads_twisted.comm.client import Client
 from leads_twisted.comm.connection import Connection, ConnectionBase, SlowPeer
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, DISCONNECT, MessageTooLong
 from leads_twisted.comm.link_policy import Backoff
+from leads_twisted.comm.observer import LinkEnd, Observer
 from leads_twisted.comm.reactor_thread import ReactorThreadError
 from leads_twisted.comm.server import Server
 from leads_twisted.comm.service import Service
@@ -25,7 +26,9 @@ __all__ = [
     "Client",
     "Connection",
     "ConnectionBase",
+    "LinkEnd",
     "MessageTooLong",
+    "Observer",
     "ReactorThreadError",
     "Server",
     "Service",

@@ -15,6 +15,7 @@ from leads_twisted.comm.direct_write import direct_socket, thread_descriptors, t
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
+from leads_twisted.comm.observer import LinkEnd, Observers
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
@@ -99,13 +100,21 @@ class ConnectionBase(ABC):
     _closing: bool = False
     _lost: bool = False
     _decoder: Decoder | LengthDecoder | None = None
+    #: Why the service ended the link, when it ended it for a reason (else the transport's end says).
+    _end_reason: LinkEnd | None = None
+    #: The service that owns the link and its observers, once attached (``Service.attach``).
+    _owner: Service | None = None
+    _observers: Observers | None = None
 
     def _write_messages(self, messages: list[bytes]) -> None:
+        owner, observers = self._owner, self._observers
         try:
             for msg in messages:
                 if self.closed():
                     return
                 self.send(msg)
+                if observers and owner is not None:
+                    observers.message_out(owner, self, 1, len(msg) + len(self.separator))
         except OSError:
             return
 
@@ -140,6 +149,7 @@ class Connection(ConnectionBase):
         self._max_buffered: int = service._link_buffer_bound()
         self._drop_when_slow: bool = policy.slow_policy == "drop"
         self._service: Service = service
+        self._observers = service.observers
         self._in_reactor_thread = service._in_reactor_thread
         self._transport: Any = transport
         self._socket = direct_socket(transport)
@@ -170,7 +180,7 @@ class Connection(ConnectionBase):
         self._address: tuple[str, int] | None = (host, port) if host is not None and port is not None else None
         self._description: str = f"{host}:{port}" if self._address is not None else _describe_peer(peer, transport)
         if policy.heartbeat is not None:
-            beat = LoopingCall(self._write_encoded, self._frame(HEARTBEAT), 1)
+            beat = LoopingCall(self._write_encoded, self._frame(HEARTBEAT), 0)
             beat.clock = service._reactor
             beat.start(policy.heartbeat, now=False)
             self._timers.append(beat)
@@ -219,8 +229,8 @@ class Connection(ConnectionBase):
         wake-up, which is most of a message's latency when messages are not sent in bursts. What the socket
         does not take is left for the reactor thread, which writes it before anything else.
         """
-        if not self._threads_may_write or not self._write_lock.acquire(False):
-            return False  # not a plain socket, or the reactor is writing: queue behind it
+        if not self._threads_may_write or self._observers or not self._write_lock.acquire(False):
+            return False  # not a plain socket, observers must hear of it, or the reactor is writing: queue
         try:
             if (
                 self._closing
@@ -265,7 +275,8 @@ class Connection(ConnectionBase):
         self._write_encoded(self._encoder.encode_all(messages), len(messages))
 
     def _write_encoded(self, data: bytes, count: int) -> None:
-        """Write ``count`` framed messages, unless the link is closing or the peer is too slow for them."""
+        """Write ``count`` framed messages (0 for a control), unless the link is closing or the peer is too slow
+        for them."""
         if self._closing or self._lost:
             return
         if self._held is not None:
@@ -273,6 +284,8 @@ class Connection(ConnectionBase):
             if self._held > self._max_buffered:
                 self._too_slow(count)
                 return
+        if count and self._observers:
+            self._observers.message_out(self._service, self, count, len(data))
         if not self._batch.open:
             self._put_on_wire(data, directly=False)
         elif self._held_writes is None:
@@ -325,11 +338,14 @@ class Connection(ConnectionBase):
             if not self.dropped_messages:
                 self._service._report(SlowPeer(f"{self} is not reading; dropping messages for it"))
             self.dropped_messages += count
+            if count and self._observers:
+                self._observers.dropped(self._service, self, count)
             return
         self._service._report(
             SlowPeer(f"{self} stopped reading with over {self._max_buffered} bytes waiting; disconnecting it")
         )
         self._closing = True
+        self._end_reason = LinkEnd.SLOW
         self._held_writes = None
         self._transport.abortConnection()
 
@@ -353,6 +369,7 @@ class Connection(ConnectionBase):
 
     def _cut(self) -> None:
         _log.info("{connection} did not close within {grace} s; cutting it", connection=self, grace=CLOSE_GRACE_SECONDS)
+        self._end_reason = LinkEnd.CUT
         self._transport.abortConnection()
 
     def _mark_lost(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -23,6 +24,7 @@ from leads_twisted.comm.connection import Connection, ConnectionBase
 from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, MessageTooLong
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
+from leads_twisted.comm.observer import LinkEnd, Observer, Observers
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED, Outbox
 from leads_twisted.comm.reactor_thread import ReactorCallTimeout, ReactorRunner, ReactorThreadError
 from leads_twisted.comm.reactor_thread import runner as shared_runner
@@ -88,6 +90,7 @@ class Service(ABC):
         self._finish_waiters: list[Deferred[None]] = []
         self._sender: ConnectionBase | None = None
         self._opening: set[LeadsProtocol] = set()
+        self._observers: Observers = Observers()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} port={self._port} {self._state.value}>"
@@ -119,6 +122,19 @@ class Service(ABC):
         """Put ``callback`` in front of the current one; it can hand calls on with ``self.super(...)``."""
         callback.bind_chain(self._callback)
         self._callback = callback
+
+    @property
+    def observers(self) -> Observers:
+        """The observers told of this service's link events (see ``Observer``)."""
+        return self._observers
+
+    def add_observer(self, observer: Observer) -> None:
+        """Tell ``observer`` of every link event from now on, in the reactor thread; from any thread."""
+        self._observers.add(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        """Stop telling ``observer``; from any thread."""
+        self._observers.remove(observer)
 
     def sender(self) -> ConnectionBase:
         """The connection whose message is being delivered: valid inside ``on_receive`` only.
@@ -303,6 +319,8 @@ class Service(ABC):
         """A link is up, whatever carries it: keep it and report it; a closing service closes it at once."""
         self._add_connection(connection)  # type: ignore[arg-type]
         self._invoke(self._callback.on_connect, self, connection)
+        if self._observers:
+            self._observers.link_up(self, connection)
         if self._state in (State.CLOSING, State.CLOSED):
             connection._close_now()
         self._after_link_up(connection)
@@ -322,6 +340,8 @@ class Service(ABC):
             raise RuntimeError(f"{self!r} takes links only once started and until closed")
         connection._encoder = self._policy.encoder
         connection._decoder = self._policy.decoder()
+        connection._owner = self
+        connection._observers = self._observers
         self._link_up(connection)
 
     def feed(self, connection: ConnectionBase, data: bytes) -> None:
@@ -349,6 +369,7 @@ class Service(ABC):
         """
         self._sender = connection
         on_receive = self._callback.on_receive
+        observers = self._observers
         skip_heartbeats = self._policy.heartbeat is not None
         # Control messages are rare: one scan of the batch spares every message its comparisons.
         with_controls = DISCONNECT in messages or (skip_heartbeats and HEARTBEAT in messages)
@@ -360,6 +381,8 @@ class Service(ABC):
                         continue
                     if skip_heartbeats and msg == HEARTBEAT:
                         continue
+                if observers:
+                    observers.message_in(self, connection, msg)
                 try:
                     on_receive(self, msg)
                 except Exception as error:
@@ -371,11 +394,17 @@ class Service(ABC):
         connection._mark_lost()
         self._remove_connection(connection)
         self._invoke(self._callback.on_disconnect, self, connection)
+        if self._observers:
+            ending = connection._end_reason
+            if ending is None:
+                ending = LinkEnd.CLOSED if reason.check(ConnectionDone) else LinkEnd.LOST
+            self._observers.link_down(self, connection, ending)
         self._after_connection_lost(connection)
 
     def _connection_idle(self, connection: Connection, seconds: float) -> None:
         """Nothing came from the peer for ``idle_timeout`` seconds: report it and close the link."""
         self._report(TimeoutError(f"{connection} sent nothing for {seconds} s; closing it"))
+        connection._end_reason = LinkEnd.IDLE
         connection._close_now()
 
     def _receive(self, connection: Any, decoder: Any, data: bytes) -> None:
@@ -405,6 +434,7 @@ class Service(ABC):
         self._report(error)
         if connection._lost:
             return
+        connection._end_reason = LinkEnd.OVERSIZE
         if isinstance(connection, Connection):
             connection._closing = True
             connection._transport.abortConnection()
@@ -423,6 +453,8 @@ class Service(ABC):
         self._report(error)
 
     def _report(self, error: Exception) -> None:
+        if self._observers:
+            self._observers.failure(self, error)
         try:
             self._callback.on_fail(self, error)
         except Exception:

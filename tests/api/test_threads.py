@@ -14,6 +14,8 @@ def test_eight_threads_times_5000_client_sends():
         from leads_twisted.comm import create_client, create_server, start_client, start_server
 
         THREADS, EACH = 8, 5000
+        # Switch threads often, so that the senders really overlap however fast each one finishes.
+        sys.setswitchinterval(1e-5)
         events = Events()
         server = start_server(create_server(0, events, interface="127.0.0.1"), True)
         client = start_client("127.0.0.1", create_client(server.port()), True)

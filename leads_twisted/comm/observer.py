@@ -1,0 +1,140 @@
+"""The observer seam: what happens on a service's links, told to any number of observers.
+
+Metrics, recorders and bridges watch a service through this seam and never touch its inside. A service with no
+observer pays one truth test per event site; each observer is called in the reactor thread, in the order they
+were added, and one that raises is logged and skipped, so it can never break a link.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from leads_twisted.comm.connection import ConnectionBase
+    from leads_twisted.comm.service import Service
+
+_log = Logger(namespace="leads_twisted.observer")
+
+
+class LinkEnd(enum.StrEnum):
+    """Why a link ended, as ``Observer.link_down`` is told."""
+
+    CLOSED = "closed"  #: either side closed it in order
+    LOST = "lost"  #: the transport broke (reset, unreachable) without an orderly close
+    SLOW = "slow"  #: the peer stopped reading past ``max_buffered`` (``slow_policy="disconnect"``)
+    IDLE = "idle"  #: nothing came from the peer for ``idle_timeout`` seconds
+    OVERSIZE = "oversize"  #: the peer broke the framing (a message over ``max_message``)
+    CUT = "cut"  #: a closing link did not finish in time and was cut
+
+
+class Observer:
+    """Override the events you need; each is a no-op by default. Add one with ``service.add_observer``.
+
+    Every method runs in the reactor thread and must not block. ``service`` is the server or client that
+    owns the link, so one observer can watch several services.
+    """
+
+    def link_up(self, service: Service, connection: ConnectionBase) -> None:
+        """A link is up; ``on_connect`` has run."""
+
+    def link_down(self, service: Service, connection: ConnectionBase, reason: LinkEnd) -> None:
+        """A link has ended; ``on_disconnect`` has run."""
+
+    def message_in(self, service: Service, connection: ConnectionBase, msg: bytes) -> None:
+        """A message arrived from ``connection``'s peer, just before ``on_receive`` gets it."""
+
+    def message_out(self, service: Service, connection: ConnectionBase, count: int, size: int) -> None:
+        """``count`` messages of ``size`` bytes in all (framing included) were accepted for ``connection``.
+
+        A broadcast to ten links is ten calls: one per delivery. Controls (``disconnect``, heartbeats) are not
+        counted. While a service has observers, its links' sends from other threads go through the reactor
+        thread, so that every delivery is told here.
+        """
+
+    def dropped(self, service: Service, connection: ConnectionBase, count: int) -> None:
+        """``count`` messages for a peer that stopped reading were dropped (``slow_policy="drop"``)."""
+
+    def refused(self, service: Service, address: object, reason: str) -> None:
+        """A server turned away a new peer at ``address``: why, in a word (``closing``, ``max_connections``)."""
+
+    def failure(self, service: Service, error: Exception) -> None:
+        """``on_fail`` was told ``error``."""
+
+
+class Observers:
+    """The observers of one service; a tuple swapped whole, so adding one from any thread is safe."""
+
+    __slots__ = ("_all",)
+
+    def __init__(self) -> None:
+        self._all: tuple[Observer, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self._all)
+
+    def add(self, observer: Observer) -> None:
+        """Tell ``observer`` every event from now on; adding one twice does nothing."""
+        if not isinstance(observer, Observer):
+            raise TypeError(f"an observer must be a leads_twisted.comm.Observer, not {type(observer).__name__}")
+        if observer not in self._all:
+            self._all = (*self._all, observer)
+
+    def remove(self, observer: Observer) -> None:
+        """Stop telling ``observer``; removing one that was never added does nothing."""
+        self._all = tuple(o for o in self._all if o is not observer)
+
+    def link_up(self, service: Service, connection: ConnectionBase) -> None:
+        for observer in self._all:
+            try:
+                observer.link_up(service, connection)
+            except Exception:
+                _raised(observer, "link_up")
+
+    def link_down(self, service: Service, connection: ConnectionBase, reason: LinkEnd) -> None:
+        for observer in self._all:
+            try:
+                observer.link_down(service, connection, reason)
+            except Exception:
+                _raised(observer, "link_down")
+
+    def message_in(self, service: Service, connection: ConnectionBase, msg: bytes) -> None:
+        for observer in self._all:
+            try:
+                observer.message_in(service, connection, msg)
+            except Exception:
+                _raised(observer, "message_in")
+
+    def message_out(self, service: Service, connection: ConnectionBase, count: int, size: int) -> None:
+        for observer in self._all:
+            try:
+                observer.message_out(service, connection, count, size)
+            except Exception:
+                _raised(observer, "message_out")
+
+    def dropped(self, service: Service, connection: ConnectionBase, count: int) -> None:
+        for observer in self._all:
+            try:
+                observer.dropped(service, connection, count)
+            except Exception:
+                _raised(observer, "dropped")
+
+    def refused(self, service: Service, address: object, reason: str) -> None:
+        for observer in self._all:
+            try:
+                observer.refused(service, address, reason)
+            except Exception:
+                _raised(observer, "refused")
+
+    def failure(self, service: Service, error: Exception) -> None:
+        for observer in self._all:
+            try:
+                observer.failure(service, error)
+            except Exception:
+                _raised(observer, "failure")
+
+
+def _raised(observer: Observer, event: str) -> None:
+    _log.failure("observer {observer!r} raised in {event}; skipped for this event", observer=observer, event=event)

@@ -1,0 +1,1 @@
+"""Reactor tests: in memory or over loopback, inside pytest-twisted's reactor."""

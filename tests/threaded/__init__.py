@@ -1,0 +1,1 @@
+"""The threaded facade, run in subprocesses so that a blocking call can never wedge the runner."""

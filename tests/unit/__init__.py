@@ -1,0 +1,1 @@
+"""Pure units: no reactor, no sockets, no threads of the library."""
