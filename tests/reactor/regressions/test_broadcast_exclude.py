@@ -5,7 +5,7 @@ shows the excluded client got nothing before it, since each client's messages ar
 from __future__ import annotations
 
 import pytest_twisted
-from api.prelude import script
+from threaded.api.prelude import script
 from support import run_python
 
 from .conftest import Recorder, seen

@@ -8,7 +8,7 @@ hangs: a start that does not come up in time (... the connect timeout plus 15 s 
 
 from __future__ import annotations
 
-from api.prelude import script
+from threaded.api.prelude import script
 from support import run_python
 
 CONNECT_TIMEOUT = 0.5

@@ -6,7 +6,7 @@ peer: every message arrives whole and in order, and the link stays up.
 
 from __future__ import annotations
 
-from api.prelude import script
+from threaded.api.prelude import script
 from support import run_python
 
 COUNT = 1000

@@ -16,7 +16,7 @@ from leads_twisted.testing import Recorder
 
 from .conftest import bounded
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "udp_link.py"
 
 

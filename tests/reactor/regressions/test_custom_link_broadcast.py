@@ -14,7 +14,7 @@ from twisted.internet import reactor, threads
 
 from .conftest import LOOPBACK, Recorder, bounded, seen
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "udp_link.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "udp_link.py"
 
 udp = load_example(EXAMPLE, "leads_udp_link_example_regressions")
 

@@ -9,7 +9,7 @@ and the number of messages it split is reported; what our side receives must be 
 from __future__ import annotations
 
 import pytest
-from api.prelude import PRELUDE
+from threaded.api.prelude import PRELUDE
 from support import Script, free_port
 
 # The module timeout covers the one-time making of the interop venv (a download); the tests themselves take

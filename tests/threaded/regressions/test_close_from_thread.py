@@ -4,7 +4,7 @@ server's connection to a client, and a client's own connection (each kept from `
 
 from __future__ import annotations
 
-from api.prelude import script
+from threaded.api.prelude import script
 from support import run_python
 
 

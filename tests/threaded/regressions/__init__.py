@@ -1,0 +1,1 @@
+"""Regression tests of the threaded facade, each in a subprocess."""
