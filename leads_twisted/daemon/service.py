@@ -1,4 +1,9 @@
-"""The daemon as a twistd service: listen before privileges are dropped, tell systemd, close cleanly on stop."""
+"""The daemon as a Twisted service: listen before privileges are dropped, tell systemd, close cleanly on stop.
+
+It keeps the contract of Twisted's endpoint services, so ``twistd`` and ``twist`` both run it: the listeners
+open in ``privilegedStartService`` when the host calls it (twistd, before dropping privileges), else in
+``startService`` (twist).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from leads_twisted.comm import Server
@@ -31,10 +35,9 @@ def describe_address(address: Any) -> str:
 class CommService(Service):
     """Runs one ``Server`` inside twistd.
 
-    It listens in ``privilegedStartService``, before twistd drops privileges and before the reactor runs, so
-    a port in use ends the start at once with status 1 (the library has logged the one-line reason). Once the
-    reactor runs it sends systemd ``READY=1``; on stop, ``STOPPING=1``, then every client is told
-    ``disconnect`` and twistd waits until all links have ended.
+    It listens before the reactor runs, so a port in use ends the start at once with status 1 (the library has
+    logged the one-line reason). Once the reactor runs it sends systemd ``READY=1``; on stop, ``STOPPING=1``,
+    then every client is told ``disconnect`` and the host waits until all links have ended.
 
     ``foreground`` is twistd's ``--nodaemon``: a daemonizing twistd must see the start fail with an exception
     so that the process waiting for it hears of it (``SystemExit`` would leave it waiting forever).
@@ -50,12 +53,21 @@ class CommService(Service):
         self._foreground: bool = foreground
         self._starting: bool = False
         self._failure: Failure | None = None
+        self._listen_begun: bool = False
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
-        # twistd runs the reactor in this thread; say so now, as reactor.run() will, so the library lets us
-        # start the server here (and treats user code called from this thread as reactor-thread code).
-        threadable.registerAsIOThread()
+        self._listen(logging_started=True)
+
+    def startService(self) -> None:
+        super().startService()
+        if not self._listen_begun:
+            # twist: its log output starts only once the reactor runs, so a failure here must speak itself.
+            self._listen(logging_started=False)
+
+    def _listen(self, logging_started: bool) -> None:
+        """Open every listener; the server's runner takes this thread for the reactor's (see ``HostRunner``)."""
+        self._listen_begun = True
         raise_descriptor_limit(self._reactor)
         self._starting = True
         try:
@@ -63,6 +75,8 @@ class CommService(Service):
         finally:
             self._starting = False
         if self._failure is not None:
+            if not logging_started:
+                raise SystemExit(f"leads-comm could not start: {self._failure.getErrorMessage()}")
             if self._foreground:
                 raise SystemExit(1)  # the reason is logged in one line; a traceback would only bury it
             self._failure.raiseException()

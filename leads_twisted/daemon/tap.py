@@ -17,8 +17,8 @@ from leads_twisted.comm import DEFAULT_MAX_MESSAGE, Callback, Server
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.framing import check_separator
 from leads_twisted.comm.link_policy import DEFAULT_MAX_BUFFERED
-from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.tls import TLSOptions
+from leads_twisted.daemon.host_runner import HostRunner
 from leads_twisted.daemon.loader import CallbackNotLoaded, load_callback_class, make_callback
 from leads_twisted.daemon.modes import MODES, Chained
 from leads_twisted.daemon.readiness import Notifier
@@ -186,7 +186,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         options["max-message"],
         interface=options["interface"],
         endpoint=endpoints or None,
-        runner=ReactorRunner(reactor),
+        runner=HostRunner(reactor),
         max_connections=options["max-connections"],
         max_buffered=options["max-buffered"],
         slow_policy=options["slow-policy"],
@@ -196,7 +196,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         tls=_tls_options(options),
     )
     twistd = getattr(options, "parent", None)
-    foreground = twistd is None or bool(twistd.get("nodaemon"))
+    # twist always runs in the foreground and has no such option; twistd forks unless told --nodaemon.
+    foreground = twistd is None or bool(twistd.get("nodaemon", True))
     return CommService(server, reactor, Notifier.from_environment(), options["mode"], foreground)
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 TWISTD = str(Path(sys.executable).with_name("twistd"))
+#: Twisted's newer runner; it calls ``startService`` only, never ``privilegedStartService``.
+TWIST = str(Path(sys.executable).with_name("twist"))
 TIMEOUT = 10.0
 
 
@@ -124,14 +126,20 @@ class Daemons:
         pass_fds: Sequence[int] = (),
         wrapper: Sequence[str] = (),
         journal: bool = False,
+        host: str = "twistd",
     ) -> Daemon:
         """Run ``twistd -n --pidfile= [twistd_options] leads-comm [arguments]`` and, by default, wait for READY=1.
+
+        With ``host="twist"`` it runs ``twist leads-comm [arguments]`` instead.
 
         With ``journal``, stdout is announced in ``JOURNAL_STREAM`` as systemd announces the journal's stream.
         """
         index = len(self._started)
         stdout, stderr = self._directory / f"twistd{index}.out", self._directory / f"twistd{index}.err"
-        command = [*wrapper, TWISTD, "-n", "--pidfile=", *twistd_options, "leads-comm", *arguments]
+        if host == "twist":
+            command = [*wrapper, TWIST, *twistd_options, "leads-comm", *arguments]
+        else:
+            command = [*wrapper, TWISTD, "-n", "--pidfile=", *twistd_options, "leads-comm", *arguments]
         environment = daemon_environment({"NOTIFY_SOCKET": self.notify.path, **(env or {})})
         with stdout.open("wb") as out, stderr.open("wb") as err:
             if journal:
