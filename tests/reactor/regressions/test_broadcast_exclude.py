@@ -5,8 +5,8 @@ shows the excluded client got nothing before it, since each client's messages ar
 from __future__ import annotations
 
 import pytest_twisted
-from threaded.api.prelude import script
 from support import run_python
+from threaded.api.prelude import script
 
 from .conftest import Recorder, seen
 

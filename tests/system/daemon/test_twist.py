@@ -9,7 +9,9 @@ from .twistd_harness import TWIST, Daemons, all_connected, clients, daemon_envir
 
 
 def test_twist_listens_relays_and_stops_on_sigterm(daemons: Daemons) -> None:
-    daemon = daemons.start("--interface", "127.0.0.1", "--port", "0", host="twist", twistd_options=("--log-format", "text"))
+    daemon = daemons.start(
+        "--interface", "127.0.0.1", "--port", "0", host="twist", twistd_options=("--log-format", "text")
+    )
     with clients(daemon.port, 3) as (a, b, c):
         all_connected([a, b, c])
         a.send(*(b"m%d" % i for i in range(20)))

@@ -9,8 +9,8 @@ and the number of messages it split is reported; what our side receives must be 
 from __future__ import annotations
 
 import pytest
-from threaded.api.prelude import PRELUDE
 from support import Script, free_port
+from threaded.api.prelude import PRELUDE
 
 # The module timeout covers the one-time making of the interop venv (a download); the tests themselves take
 # seconds and every wait inside them is bounded.

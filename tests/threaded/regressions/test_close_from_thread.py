@@ -4,8 +4,9 @@ server's connection to a client, and a client's own connection (each kept from `
 
 from __future__ import annotations
 
-from threaded.api.prelude import script
 from support import run_python
+
+from threaded.api.prelude import script
 
 
 def test_close_from_another_thread_closes_at_once():

@@ -8,8 +8,9 @@ hangs: a start that does not come up in time (... the connect timeout plus 15 s 
 
 from __future__ import annotations
 
-from threaded.api.prelude import script
 from support import run_python
+
+from threaded.api.prelude import script
 
 CONNECT_TIMEOUT = 0.5
 #: How long start_client may take with that connect_timeout: the README's bound, and 2 s of slack.

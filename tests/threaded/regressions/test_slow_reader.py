@@ -6,8 +6,9 @@ peer: every message arrives whole and in order, and the link stays up.
 
 from __future__ import annotations
 
-from threaded.api.prelude import script
 from support import run_python
+
+from threaded.api.prelude import script
 
 COUNT = 1000
 SIZE = 64 * 1024
