@@ -182,7 +182,7 @@ class _Wire:
     def cut(self) -> None:
         for end in (self.client_end, self.server_end):
             end.stream.clear()
-            end.disconnectReason = ConnectionLost("the link was cut")
+            end.disconnectReason = ConnectionLost("the link was cut")  # type: ignore[assignment]  # Twisted's hint is narrower than what it takes
             end.disconnecting = True  # from now on, what either side writes is lost
 
 

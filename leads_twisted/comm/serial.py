@@ -22,7 +22,7 @@ except ImportError as missing:  # pragma: no cover - depends on the environment
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionAborted
-from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IReactorTime, IStreamClientEndpoint
 from twisted.internet.serialport import SerialPort
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -51,6 +51,7 @@ class _SerialTransport(SerialPort):
     def __init__(self, protocol: IProtocol, address: SerialAddress, reactor: Any, **settings: Any) -> None:
         self._address = address
         self._aborting = False
+        self._clock: IReactorTime = reactor
         super().__init__(protocol, address.name, reactor, **settings)
 
     def getPeer(self) -> SerialAddress:
@@ -68,7 +69,7 @@ class _SerialTransport(SerialPort):
         self._aborting = True
         self.stopReading()
         self.stopWriting()
-        self.reactor.callLater(0, self._lose_now)
+        self._clock.callLater(0, self._lose_now)
 
     def _lose_now(self) -> None:
         if not self.disconnected:

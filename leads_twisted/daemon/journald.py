@@ -46,7 +46,7 @@ class JournalObserver:
 
     def __call__(self, event: Mapping[str, Any]) -> None:
         prefix = f"<{PRIORITY.get(event.get('log_level', LogLevel.info), 6)}>"
-        text = eventAsText(event, includeTimestamp=False)
+        text = eventAsText(dict(event), includeTimestamp=False)
         self._stream.write("".join(f"{prefix}{line}\n" for line in text.splitlines() or [""]))
         self._stream.flush()
 
