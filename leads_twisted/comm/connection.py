@@ -104,7 +104,7 @@ class ConnectionBase(ABC):
     _end_reason: LinkEnd | None = None
     #: The service that owns the link and its observers, once attached (``Service.attach``).
     _owner: Service | None = None
-    _observers: Observers | None = None
+    _observers: Observers = Observers()  # none, until attached: a stand-in nothing is ever added to
 
     def _write_messages(self, messages: list[bytes]) -> None:
         owner, observers = self._owner, self._observers
@@ -113,7 +113,7 @@ class ConnectionBase(ABC):
                 if self.closed():
                     return
                 self.send(msg)
-                if observers and owner is not None:
+                if observers.active and owner is not None:
                     observers.message_out(owner, self, 1, len(msg) + len(self.separator))
         except OSError:
             return
@@ -229,7 +229,7 @@ class Connection(ConnectionBase):
         wake-up, which is most of a message's latency when messages are not sent in bursts. What the socket
         does not take is left for the reactor thread, which writes it before anything else.
         """
-        if not self._threads_may_write or self._observers or not self._write_lock.acquire(False):
+        if not self._threads_may_write or self._observers.active or not self._write_lock.acquire(False):
             return False  # not a plain socket, observers must hear of it, or the reactor is writing: queue
         try:
             if (
@@ -284,7 +284,7 @@ class Connection(ConnectionBase):
             if self._held > self._max_buffered:
                 self._too_slow(count)
                 return
-        if count and self._observers:
+        if count and self._observers.active:
             self._observers.message_out(self._service, self, count, len(data))
         if not self._batch.open:
             self._put_on_wire(data, directly=False)
@@ -338,7 +338,7 @@ class Connection(ConnectionBase):
             if not self.dropped_messages:
                 self._service._report(SlowPeer(f"{self} is not reading; dropping messages for it"))
             self.dropped_messages += count
-            if count and self._observers:
+            if count and self._observers.active:
                 self._observers.dropped(self._service, self, count)
             return
         self._service._report(

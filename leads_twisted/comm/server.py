@@ -172,13 +172,13 @@ class Server(Service):
         """Whether a new link may join: not while closing, nor beyond ``max_connections`` (links still in
         their TLS handshake count)."""
         if self._state in (State.CLOSING, State.CLOSED):
-            if self._observers:
+            if self._observers.active:
                 self._observers.refused(self, address, "closing")
             return False
         taken = len(self._connections) + len(self._opening)
         if self._max_connections is not None and taken >= self._max_connections:
             self.refused_connections += 1
-            if self._observers:
+            if self._observers.active:
                 self._observers.refused(self, address, "max_connections")
             _log.warn(
                 "refused {address}: already {limit} connections (max_connections)",

@@ -319,7 +319,7 @@ class Service(ABC):
         """A link is up, whatever carries it: keep it and report it; a closing service closes it at once."""
         self._add_connection(connection)  # type: ignore[arg-type]
         self._invoke(self._callback.on_connect, self, connection)
-        if self._observers:
+        if self._observers.active:
             self._observers.link_up(self, connection)
         if self._state in (State.CLOSING, State.CLOSED):
             connection._close_now()
@@ -381,7 +381,7 @@ class Service(ABC):
                         continue
                     if skip_heartbeats and msg == HEARTBEAT:
                         continue
-                if observers:
+                if observers.active:
                     observers.message_in(self, connection, msg)
                 try:
                     on_receive(self, msg)
@@ -394,7 +394,7 @@ class Service(ABC):
         connection._mark_lost()
         self._remove_connection(connection)
         self._invoke(self._callback.on_disconnect, self, connection)
-        if self._observers:
+        if self._observers.active:
             ending = connection._end_reason
             if ending is None:
                 ending = LinkEnd.CLOSED if reason.check(ConnectionDone) else LinkEnd.LOST
@@ -453,7 +453,7 @@ class Service(ABC):
         self._report(error)
 
     def _report(self, error: Exception) -> None:
-        if self._observers:
+        if self._observers.active:
             self._observers.failure(self, error)
         try:
             self._callback.on_fail(self, error)
