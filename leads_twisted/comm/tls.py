@@ -1,14 +1,35 @@
 """TLS settings for servers and clients, including client-certificate checks (mutual TLS).
 
-Twisted's ``ssl:`` endpoint description cannot require client certificates, so the options are built here
-in code. Needs the ``tls`` extra (pyOpenSSL and service_identity).
+The OpenSSL contexts are built here rather than by Twisted's certificate options, for two reasons:
+
+- No Python callback is ever handed to OpenSSL. A callback makes cffi allocate memory that is writable and
+  executable, which the kernel refuses under systemd's ``MemoryDenyWriteExecute=yes`` (the shipped unit): the
+  checks are OpenSSL's own (peer verification against the CA) or run after the handshake in Python (the
+  server's name, through ``service_identity``), before a single byte of the link is delivered.
+- The protocol suites are ours: TLS 1.2 offers only ECDHE key exchange with AEAD ciphers; TLS 1.3 is left as
+  OpenSSL has it (all AEAD).
+
+Needs the ``tls`` extra (pyOpenSSL and service_identity).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator
+from zope.interface import implementer
+
+#: The TLS 1.2 suites offered: forward secrecy (ECDHE) and authenticated encryption (AES-GCM, ChaCha20) only.
+TLS12_CIPHERS: bytes = b"ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+
+
+class TLSSelfCheckFailed(RuntimeError):
+    """The TLS settings could not complete a handshake with themselves in this process."""
 
 
 def _read_pem(value: str | bytes | Path) -> bytes:
@@ -16,6 +37,15 @@ def _read_pem(value: str | bytes | Path) -> bytes:
     if isinstance(value, bytes):
         return value
     return Path(value).read_bytes()
+
+
+def _certificates(pem: bytes) -> list[Any]:
+    from cryptography import x509
+
+    certificates = x509.load_pem_x509_certificates(pem)
+    if not certificates:
+        raise ValueError("no PEM certificate found")
+    return certificates
 
 
 @dataclass(frozen=True)
@@ -26,39 +56,200 @@ class TLSOptions:
       to present a certificate signed by that CA and refuses the others.
     - A client needs ``ca_certificate`` to check the server (or trusts the platform's CAs without it), and
       gives ``certificate`` and ``private_key`` when the server asks for a client certificate.
+
+    ``certificate`` may hold a chain: the first certificate is this end's, the others are sent with it.
     """
 
     certificate: str | bytes | Path | None = None
     private_key: str | bytes | Path | None = None
     ca_certificate: str | bytes | Path | None = None
 
-    def _own_certificate(self) -> Any:
-        from twisted.internet import ssl
+    def _context(self, server: bool) -> Any:
+        """A fresh OpenSSL context with this end's identity and trust, and no Python callback."""
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+        from OpenSSL import SSL, crypto
 
+        context = SSL.Context(SSL.TLS_SERVER_METHOD if server else SSL.TLS_CLIENT_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.set_cipher_list(TLS12_CIPHERS)
+        context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+        if self.certificate is not None and self.private_key is not None:
+            own, *chain = _certificates(_read_pem(self.certificate))
+            context.use_certificate(own)
+            for extra in chain:
+                context.add_extra_chain_cert(extra)
+            context.use_privatekey(load_pem_private_key(_read_pem(self.private_key), None))
+            context.check_privatekey()
+        if self.ca_certificate is not None:
+            store = context.get_cert_store()
+            assert store is not None
+            for authority in _certificates(_read_pem(self.ca_certificate)):
+                store.add_cert(crypto.X509.from_cryptography(authority))
+        elif not server:
+            context.set_default_verify_paths()
+        if server:
+            # Needed for client certificates and session resumption to work together; no cache is kept.
+            context.set_session_id(b"leads-comm")
+            context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            if self.ca_certificate is not None:
+                context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
+        else:
+            context.set_verify(SSL.VERIFY_PEER)
+        return context
+
+    def server_options(self) -> ServerTLS:
+        """The connection creator for a listening endpoint; raises ``ValueError`` (or OpenSSL's error) if the
+        certificate or key cannot be used."""
         if self.certificate is None or self.private_key is None:
-            return None
-        return ssl.PrivateCertificate.loadPEM(_read_pem(self.certificate) + b"\n" + _read_pem(self.private_key))
-
-    def _authority(self) -> Any:
-        from twisted.internet import ssl
-
-        if self.ca_certificate is None:
-            return None
-        return ssl.Certificate.loadPEM(_read_pem(self.ca_certificate))
-
-    def server_options(self) -> Any:
-        """The context factory for a listening endpoint."""
-        own = self._own_certificate()
-        if own is None:
             raise ValueError("a TLS server needs both certificate and private_key")
-        authority = self._authority()
-        return own.options(authority) if authority is not None else own.options()
+        return ServerTLS(self._context(server=True))
 
-    def client_options(self, hostname: str) -> Any:
+    def client_options(self, hostname: str) -> ClientTLS:
         """The connection creator for a client connecting to ``hostname``, which the server's certificate
-        must name."""
-        from twisted.internet import ssl
+        must name (a DNS name, or an IP address)."""
+        return ClientTLS(self._context(server=False), hostname)
 
-        authority = self._authority()
-        trust = authority if authority is not None else ssl.platformTrust()
-        return ssl.optionsForClientTLS(hostname, trustRoot=trust, clientCertificate=self._own_certificate())
+    def self_check(self) -> None:
+        """Complete a handshake between these server settings and a probe client, in this process.
+
+        It proves that TLS can run here (OpenSSL loads the certificate and key, no memory the sandbox refuses
+        is needed, the suites meet) before a server says it is ready. The probe presents the server's own
+        certificate as its client certificate; a server that requires certificates from another CA refuses
+        it, which proves as much, since that refusal is the last step of the handshake.
+        Raises ``TLSSelfCheckFailed`` saying why.
+        """
+        from OpenSSL import SSL
+
+        try:
+            server = SSL.Connection(self.server_options().context, None)
+            probe_context = TLSOptions(self.certificate, self.private_key)._context(server=False)
+            probe_context.set_verify(SSL.VERIFY_NONE)
+            probe = SSL.Connection(probe_context, None)
+        except MemoryError as error:
+            raise TLSSelfCheckFailed(_memory_hint(error)) from error
+        except Exception as error:
+            raise TLSSelfCheckFailed(f"the TLS settings cannot be used: {error}") from error
+        server.set_accept_state()
+        probe.set_connect_state()
+        try:
+            _handshake_in_memory(probe, server)
+        except MemoryError as error:
+            raise TLSSelfCheckFailed(_memory_hint(error)) from error
+        except SSL.Error as error:
+            if _refused_probe_certificate(error):
+                return
+            raise TLSSelfCheckFailed(f"a handshake with itself failed: {describe_tls_error(error)}") from error
+
+
+def _memory_hint(error: MemoryError) -> str:
+    if "write+execute" not in str(error):
+        return f"TLS ran out of memory: {error}"
+    return (
+        "OpenSSL was handed a Python callback, which needs writable and executable memory, and this process may "
+        "not have any (systemd's MemoryDenyWriteExecute=yes); remove what sets pyOpenSSL callbacks (leads_twisted "
+        "sets none), or lift MemoryDenyWriteExecute= for this service in a drop-in"
+    )
+
+
+def _handshake_in_memory(client: Any, server: Any, rounds: int = 10) -> None:
+    """Drive a handshake between two memory-BIO connections; raises OpenSSL's error if one refuses."""
+    from OpenSSL import SSL
+
+    pending = [client, server]
+    for _ in range(rounds):
+        for this, other in ((client, server), (server, client)):
+            if this in pending:
+                with contextlib.suppress(SSL.WantReadError):
+                    this.do_handshake()
+                    pending.remove(this)
+            with contextlib.suppress(SSL.WantReadError):
+                other.bio_write(this.bio_read(1 << 16))
+        if not pending:
+            # Over TLS 1.3 the server may check the client's certificate on its first read after the handshake.
+            with contextlib.suppress(SSL.WantReadError):
+                server.recv(1)
+            return
+    raise SSL.Error([("", "", "the handshake did not finish")])
+
+
+def _refused_probe_certificate(error: Exception) -> bool:
+    text = describe_tls_error(error).lower()
+    return "certificate verify failed" in text or "unknown ca" in text
+
+
+def describe_tls_error(error: BaseException) -> str:
+    """OpenSSL's error list as one short line (its reasons), or the error's own text."""
+    reasons = []
+    for entry in getattr(error, "args", [[]])[0] if error.args and isinstance(error.args[0], list) else []:
+        if isinstance(entry, tuple) and entry:
+            reasons.append(str(entry[-1]))
+    return "; ".join(reasons) if reasons else str(error) or type(error).__name__
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerTLS:
+    """Makes the OpenSSL connection of each accepted link from one server context (Twisted's
+    ``IOpenSSLServerConnectionCreator``)."""
+
+    def __init__(self, context: Any) -> None:
+        self.context: Any = context
+
+    def serverConnectionForTLS(self, protocol: Any) -> Any:
+        from OpenSSL import SSL
+
+        return SSL.Connection(self.context, None)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class ClientTLS:
+    """Makes the OpenSSL connection of a client's link: it verifies the server's chain in OpenSSL, and the
+    server's name once the handshake is done (Twisted's ``IOpenSSLClientConnectionCreator``)."""
+
+    def __init__(self, context: Any, hostname: str) -> None:
+        self.context: Any = context
+        self.hostname: str = hostname
+
+    def clientConnectionForTLS(self, protocol: Any) -> Any:
+        connection = _name_checking_class()(self.context, self.hostname)
+        if not _is_ip(self.hostname):
+            connection.set_tlsext_host_name(self.hostname.encode("idna"))
+        return connection
+
+
+def _is_ip(hostname: str) -> bool:
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.cache
+def _name_checking_class() -> Any:
+    """The connection class, made on first use: pyOpenSSL is imported only by those who use TLS."""
+    from OpenSSL import SSL
+
+    class NameCheckingConnection(SSL.Connection):
+        """An OpenSSL client connection whose handshake ends only once the server's certificate names the host
+        the client asked for; otherwise it fails as a handshake does, with an ``SSL.Error`` saying so."""
+
+        def __init__(self, context: Any, hostname: str) -> None:
+            super().__init__(context, None)
+            self._expected_name: str = hostname
+
+        def do_handshake(self) -> None:
+            super().do_handshake()
+            from service_identity import VerificationError
+            from service_identity.pyopenssl import verify_hostname, verify_ip_address
+
+            try:
+                if _is_ip(self._expected_name):
+                    verify_ip_address(self, self._expected_name)
+                else:
+                    verify_hostname(self, self._expected_name)
+            except VerificationError as error:
+                raise SSL.Error(
+                    [("", "", f"the server's certificate does not name {self._expected_name!r} ({error})")]
+                ) from None
+
+    return NameCheckingConnection

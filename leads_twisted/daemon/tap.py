@@ -17,7 +17,7 @@ from leads_twisted.comm import DEFAULT_MAX_MESSAGE, Callback, Server
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.framing import check_separator
 from leads_twisted.comm.link_policy import DEFAULT_MAX_BUFFERED
-from leads_twisted.comm.tls import TLSOptions
+from leads_twisted.comm.tls import TLSOptions, TLSSelfCheckFailed
 from leads_twisted.daemon.host_runner import HostRunner
 from leads_twisted.daemon.loader import CallbackNotLoaded, load_callback_class, make_callback
 from leads_twisted.daemon.modes import MODES, Chained
@@ -224,11 +224,12 @@ def _tls_options(options: Options) -> TLSOptions | None:
         return None
     tls = TLSOptions(options["tls-certificate"], options["tls-key"], options["tls-ca"])
     try:
-        tls.server_options()
+        # A handshake with itself, before anything listens: TLS that cannot work here ends the start.
+        tls.self_check()
     except ImportError:
         _exit("TLS needs pyOpenSSL: pip install 'leads_twisted[tls]'")
-    except Exception as error:  # the certificate or key text is not what OpenSSL expects
-        _exit(f"cannot use the TLS certificate and key: {error}")
+    except TLSSelfCheckFailed as error:
+        _exit(f"TLS self-check failed: {error}")
     return tls
 
 
