@@ -22,7 +22,7 @@ from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
 from leads_twisted.comm.link_policy import Backoff
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
-from leads_twisted.comm.protocol import LeadsClientFactory, LeadsProtocol
+from leads_twisted.comm.protocol import LeadsClientFactory
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.service import Service, State
 from leads_twisted.comm.tls import TLSOptions
@@ -77,7 +77,7 @@ class Client(Service):
 
     def _start_timeout(self) -> float:
         """The connect timeout, a TLS handshake's time, and a margin for a slow first reactor start."""
-        return self._connect_timeout + LeadsProtocol.handshake_timeout + 5.0
+        return self._connect_timeout + self._policy.handshake_timeout + 5.0
 
     def _link_buffer_bound(self) -> int:
         """Sends from other threads already wait while the link is full, but the outbox batch drained when the

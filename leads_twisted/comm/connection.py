@@ -15,6 +15,8 @@ from leads_twisted.comm.direct_write import direct_socket, thread_descriptors, t
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
+from leads_twisted.comm.log_guard import escape
+from leads_twisted.comm.memory_budget import MemoryBudgetExceeded
 from leads_twisted.comm.observer import LinkEnd, Observers
 
 if TYPE_CHECKING:
@@ -29,11 +31,21 @@ CLOSE_GRACE_SECONDS: float = 1.0
 
 
 def _describe_peer(peer: object, transport: object) -> str:
-    """A name for a peer without host and port: a unix socket path, a serial device, the transport's kind."""
+    """A name for a peer without host and port: a unix socket path, a serial device, the transport's kind;
+    escaped, since a peer chooses its unix socket name."""
     name = getattr(peer, "name", None)
     if name:
-        return name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        return escape(name.decode(errors="backslashreplace") if isinstance(name, bytes) else name)
     return type(peer if peer is not None else transport).__name__
+
+
+def describe_peer(transport: object) -> str:
+    """``host:port`` of a transport's peer, or another name for it (see ``_describe_peer``), safe to log."""
+    peer = transport.getPeer() if hasattr(transport, "getPeer") else None
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    if host is not None and port is not None:
+        return f"{escape(host)}:{port}"
+    return _describe_peer(peer, transport)
 
 
 class ConnectionBase(ABC):
@@ -174,6 +186,8 @@ class Connection(ConnectionBase):
         self._close_requested: bool = False
         self._timers: list[Any] = []
         self._held: int | None = None
+        #: Told of what is held for this peer while it is not reading (the server's ``max_memory``).
+        self._budget = service.memory_budget
         self.dropped_messages: int = 0
         peer = transport.getPeer() if hasattr(transport, "getPeer") else None
         host, port = getattr(peer, "host", None), getattr(peer, "port", None)
@@ -284,6 +298,8 @@ class Connection(ConnectionBase):
             if self._held > self._max_buffered:
                 self._too_slow(count)
                 return
+            if self._budget is not None:
+                self._budget.add(self, len(data))
         if count and self._observers.active:
             self._observers.message_out(self._service, self, count, len(data))
         if not self._batch.open:
@@ -330,6 +346,8 @@ class Connection(ConnectionBase):
         """
         if not slow:
             self._held = None
+            if self._budget is not None:
+                self._budget.release(self)
         elif self._held is None:
             self._held = 0
 
@@ -344,6 +362,19 @@ class Connection(ConnectionBase):
         self._service._report(
             SlowPeer(f"{self} stopped reading with over {self._max_buffered} bytes waiting; disconnecting it")
         )
+        self._closing = True
+        self._end_reason = LinkEnd.SLOW
+        self._held_writes = None
+        self._transport.abortConnection()
+
+    def drop_for_memory(self, held: int, total: int, limit: int) -> None:
+        """The server's memory budget is over and this peer, not reading, is among those holding the most."""
+        error = MemoryBudgetExceeded(
+            f"{self} stopped reading with {held} bytes waiting while all peers held {total}, over max_memory "
+            f"({limit}); disconnecting it"
+        )
+        _log.warn("{error}", error=str(error))
+        self._service._report(error)
         self._closing = True
         self._end_reason = LinkEnd.SLOW
         self._held_writes = None
@@ -375,6 +406,8 @@ class Connection(ConnectionBase):
     def _mark_lost(self) -> None:
         self._lost = True
         self._held_writes = None
+        if self._budget is not None:
+            self._budget.release(self)
         with self._write_lock:
             self._unsent_tail = None
             self._threads_may_write = False

@@ -58,6 +58,11 @@ class LinkPolicy:
     slow_policy: SlowPolicy = "disconnect"
     idle_timeout: float | None = None
     heartbeat: float | None = None
+    #: Seconds a TLS link may take from connect to a finished handshake before it is dropped.
+    handshake_timeout: float = 10.0
+    #: Messages per second a peer may send on average (bursts of one second's worth); more are held back by
+    #: pausing reading from that peer, not dropped. None: no limit.
+    max_rate: float | None = None
     encoder: Encoder | LengthEncoder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,10 +74,11 @@ class LinkPolicy:
             raise ValueError(f"slow_policy must be 'disconnect' or 'drop', not {self.slow_policy!r}")
         if not isinstance(self.max_buffered, int) or self.max_buffered < 0:
             raise ValueError(f"max_buffered must be a number of bytes, not {self.max_buffered!r}")
-        for name in ("idle_timeout", "heartbeat"):
+        for name in ("idle_timeout", "heartbeat", "handshake_timeout", "max_rate"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ValueError(f"{name} must be a positive number of seconds or None, not {value!r}")
+                unit = "messages per second" if name == "max_rate" else "seconds"
+                raise ValueError(f"{name} must be a positive number of {unit} or None, not {value!r}")
         encoder = LengthEncoder() if self.framing == "length" else Encoder(self.separator)
         object.__setattr__(self, "encoder", encoder)
 

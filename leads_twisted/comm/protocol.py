@@ -11,9 +11,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from leads_twisted.comm.framing import DISCONNECT
+from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
+from leads_twisted.comm.rate_limit import ReadRateLimit
 
 if TYPE_CHECKING:
     from leads_twisted.comm.connection import Connection
+    from leads_twisted.comm.server import Server
     from leads_twisted.comm.service import Service
 
 
@@ -24,18 +27,31 @@ class LeadsProtocol(Protocol, TimeoutMixin):
     The link is up, and reported to the service, once the transport is connected and, over TLS, once the
     handshake has verified the peer. The protocol registers itself as the transport's producer so the
     service hears when the peer falls behind, and times the link out after ``idle_timeout`` seconds without
-    a byte from the peer, if that is set (over TLS, also a handshake that takes longer than that or 10 s).
-    """
+    a byte from the peer, if that is set. Over TLS the handshake must end within ``handshake_timeout``.
 
-    #: Seconds a TLS handshake may take when no idle timeout is set.
-    handshake_timeout: float = 10.0
+    Per chunk of bytes it tells the server's memory budget what it holds of an unfinished message, and, with
+    ``max_rate``, pauses reading from a peer that sends more messages per second than that.
+    """
 
     def __init__(self, service: Service) -> None:
         self.service: Service = service
-        self.decoder = service._policy.decoder()
+        policy = service._policy
+        self.decoder = policy.decoder()
         self.connection: Connection | None = None
-        self.callLater = service._reactor.callLater
-        self._idle_timeout: float | None = service._policy.idle_timeout
+        reactor = service._reactor
+        self.callLater = reactor.callLater
+        self._idle_timeout: float | None = policy.idle_timeout
+        self._handshake_timeout: float = policy.handshake_timeout
+        #: When the transport connected (reactor seconds): the oldest unfinished handshake is dropped first.
+        self.opened_at: float = 0.0
+        #: The server's memory budget, told of this link's unfinished incoming message once per chunk.
+        self._budget: MemoryBudget | None = service.memory_budget
+        self._held_in: int = 0
+        #: Why the link ended before it was up, when this side ended it.
+        self.failure_note: str | None = None
+        self._rate: ReadRateLimit | None = None
+        if policy.max_rate is not None:
+            self._rate = ReadRateLimit(policy.max_rate, reactor, self._pause_reading, self._resume_reading)
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
@@ -47,8 +63,9 @@ class LeadsProtocol(Protocol, TimeoutMixin):
             socket_transport.setTcpNoDelay(1)
         transport.registerProducer(self, True)
         if over_tls:
+            self.opened_at = self.service._reactor.seconds()
             self.service._link_opening(self)
-            self.setTimeout(self._idle_timeout or self.handshake_timeout)
+            self.setTimeout(self._handshake_timeout)
             return
         self._link_up()
 
@@ -62,16 +79,48 @@ class LeadsProtocol(Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         if self._idle_timeout is not None:
             self.resetTimeout()
-        self.service._receive(self.connection, self.decoder, data)
+        count = self.service._receive(self.connection, self.decoder, data)
+        budget = self._budget
+        if budget is not None:
+            held = self.decoder.buffered
+            if held != self._held_in:
+                self._held_in = held
+                budget.set(self, held)
+        if self._rate is not None and count:
+            self._rate.spend(count)
+
+    def drop_for_memory(self, held: int, total: int, limit: int) -> None:
+        """The budget is over: this link's unfinished message is among the biggest; drop the link."""
+        error = MemoryBudgetExceeded(
+            f"{self.connection} held {held} bytes of an unfinished message while all peers held {total}, "
+            f"over max_memory ({limit}); dropping it"
+        )
+        self._held_in = 0
+        if self.connection is not None:
+            self.service._connection_broke_rules(self.connection, error)
+        else:
+            self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def _pause_reading(self) -> None:
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def _resume_reading(self) -> None:
+        if self.connection is not None and not self.connection.closed():
+            self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def timeoutConnection(self) -> None:
         if self.connection is not None:
             self.service._connection_idle(self.connection, self._idle_timeout or 0.0)
         else:
+            self.failure_note = f"no finished handshake within {self._handshake_timeout} s (handshake_timeout)"
             self.transport.abortConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
+        if self._budget is not None:
+            self._budget.release(self)
+        if self._rate is not None:
+            self._rate.stop()
         if self.connection is not None:
             self.service._connection_lost(self.connection, reason)
         else:
@@ -107,15 +156,19 @@ class LeadsServerFactory(Factory):
 
     noisy = False
 
-    def __init__(self, service: Service) -> None:
-        self.service: Service = service
+    def __init__(self, service: Server) -> None:
+        self.service: Server = service
 
-    def buildProtocol(self, addr: Any) -> Protocol:
-        """A protocol for the new link, or, if the server is full or closing, one that says ``disconnect``
-        and closes: a LEADS 0.9.x peer needs the word, as it takes a bare close for more data to come."""
-        if not self.service._admits(addr):
-            return RefusingProtocol(self.service._encoder.frame(DISCONNECT))
-        return LeadsProtocol(self.service)
+    def buildProtocol(self, addr: Any) -> Protocol | None:
+        """A protocol for the new link; none for a peer outside ``allow`` (the socket is closed at once); or,
+        if the server is full or closing, one that says ``disconnect`` and closes: a LEADS 0.9.x peer needs the
+        word, as it takes a bare close for more data to come."""
+        refusal = self.service._admission(addr)
+        if refusal is None:
+            return LeadsProtocol(self.service)
+        if refusal == "allow":
+            return None
+        return RefusingProtocol(self.service._encoder.frame(DISCONNECT))
 
 
 class LeadsClientFactory(ClientFactory):

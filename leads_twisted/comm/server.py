@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +16,8 @@ from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection, ConnectionBase
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
+from leads_twisted.comm.log_guard import escape
+from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY, MemoryBudget, check_max_memory
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.protocol import LeadsServerFactory
 from leads_twisted.comm.reactor_thread import ReactorRunner
@@ -44,6 +48,8 @@ class Server(Service):
         endpoint: Any | Sequence[Any] = None,
         max_connections: int | None = None,
         tls: TLSOptions | None = None,
+        allow: Sequence[str] | None = None,
+        max_memory: int | None = DEFAULT_MAX_MEMORY,
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,
         **link_options: Any,
@@ -53,6 +59,9 @@ class Server(Service):
             raise ValueError(f"max_connections must be a positive number or None, not {max_connections!r}")
         self._max_connections: int | None = max_connections
         self._tls: TLSOptions | None = tls
+        self._allow: tuple[IPNetwork, ...] | None = parse_allow(allow)
+        budget = check_max_memory(max_memory)
+        self.memory_budget = MemoryBudget(budget) if budget is not None else None
         self.refused_connections: int = 0
         self._interface: str = interface
         self._backlog: int = backlog
@@ -142,6 +151,7 @@ class Server(Service):
         host = self._listening[0].getHost()
         if hasattr(host, "port"):
             self._port = host.port
+        self._warn_if_open_to_strangers()
         self._invoke(self._callback.on_initialize, self)
 
     def _listening_failed(self, failure: Any, attempts: list[Deferred[Any]]) -> Any:
@@ -168,25 +178,71 @@ class Server(Service):
         if self._state is State.CLOSING and self._listening_stopped and not self._connections:
             self._finish()
 
-    def _admits(self, address: Any) -> bool:
-        """Whether a new link may join: not while closing, nor beyond ``max_connections`` (links still in
-        their TLS handshake count)."""
+    def _warn_if_open_to_strangers(self) -> None:
+        """Say once, at start, if anyone who can reach a port beyond loopback may send to every client."""
+        exposed = [
+            describe_listening(port)
+            for port in self._listening
+            if not _loopback_only(port.getHost()) and not (self._tls is not None or _speaks_tls(port))
+        ]
+        if not exposed:
+            return
+        limited = f" (--allow lets only {', '.join(map(str, self._allow))} in)" if self._allow else ""
+        _log.warn(
+            "listening on {where} without TLS{limited}: anyone who can reach it can send messages that every "
+            "client acts on; require client certificates (tls= with ca_certificate, or --tls-certificate, "
+            "--tls-key and --tls-ca), restrict peers with allow= / --allow CIDR, or listen on loopback only",
+            where=", ".join(exposed),
+            limited=limited,
+        )
+
+    def _admission(self, address: Any) -> str | None:
+        """Why a new link may not join, or None if it may: ``"allow"`` for a peer outside ``allow``,
+        ``"closing"``, or ``"max_connections"`` when full.
+
+        Links still in their TLS handshake take at most half of ``max_connections``: past that, the oldest of
+        them is dropped to make room, so silent peers cannot keep real clients out.
+        """
+        if self._allow is not None and not _allowed(address, self._allow):
+            self.refused_connections += 1
+            if self._observers.active:
+                self._observers.refused(self, address, "allow")
+            self._warnings.warn("allow", "refused {peer}: not in allow", peer=describe_address(address))
+            return "allow"
         if self._state in (State.CLOSING, State.CLOSED):
             if self._observers.active:
                 self._observers.refused(self, address, "closing")
-            return False
-        taken = len(self._connections) + len(self._opening)
-        if self._max_connections is not None and taken >= self._max_connections:
+            return "closing"
+        limit = self._max_connections
+        if limit is None:
+            return None
+        opening = self._opening
+        if opening and len(opening) >= max(1, limit // 2):
+            self._drop_oldest_handshake()
+        if len(self._connections) + len(opening) >= limit:
             self.refused_connections += 1
             if self._observers.active:
                 self._observers.refused(self, address, "max_connections")
-            _log.warn(
-                "refused {address}: already {limit} connections (max_connections)",
-                address=address,
-                limit=self._max_connections,
+            self._warnings.warn(
+                "max_connections",
+                "refused {peer}: already {limit} connections (max_connections)",
+                peer=describe_address(address),
+                limit=limit,
             )
-            return False
-        return True
+            return "max_connections"
+        return None
+
+    def _drop_oldest_handshake(self) -> None:
+        """Unfinished TLS handshakes fill their half of ``max_connections``: drop the oldest, counted as refused
+        (reason ``"handshakes"``)."""
+        oldest = min(self._opening, key=lambda protocol: protocol.opened_at)
+        oldest.failure_note = "dropped to make room: too many unfinished TLS handshakes (max_connections)"
+        self._opening.discard(oldest)
+        self.refused_connections += 1
+        transport: Any = oldest.transport
+        if self._observers.active:
+            self._observers.refused(self, transport.getPeer(), "handshakes")
+        transport.abortConnection()
 
     def _add_connection(self, connection: Connection) -> None:
         self._connections[connection] = None
@@ -210,3 +266,76 @@ class _BroadcastExcept:
 
     def _close_now(self) -> None:
         """Never queued with ``CLOSE``; present for the outbox's target protocol."""
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_allow(allow: Sequence[str] | None) -> tuple[IPNetwork, ...] | None:
+    """The networks of ``allow`` (CIDR texts such as ``10.0.0.0/8`` or ``::1``), or None for everyone.
+
+    Raises ``ValueError`` naming the text that is not a network.
+    """
+    if allow is None:
+        return None
+    if isinstance(allow, str):
+        allow = [allow]
+    networks = []
+    for text in allow:
+        try:
+            networks.append(ipaddress.ip_network(str(text).strip(), strict=False))
+        except ValueError:
+            raise ValueError(
+                f"allow: {text!r} is not a network; write an address or CIDR such as 192.168.1.0/24 or ::1"
+            ) from None
+    if not networks:
+        raise ValueError("allow is empty, so nobody could connect; leave it out to let everyone in")
+    return tuple(networks)
+
+
+def _allowed(address: Any, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether a peer's address is in one of ``networks``; a peer with no IP address (a unix socket) is,
+    since the socket file's permissions decide who reaches it."""
+    host = getattr(address, "host", None)
+    if host is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def _loopback_only(address: Any) -> bool:
+    """Whether a listening address is reachable from this machine only (loopback, or a unix socket)."""
+    host = getattr(address, "host", None)
+    if host is None:
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _speaks_tls(port: IListeningPort) -> bool:
+    """Whether a listening port wraps its links in TLS (an ``ssl:`` endpoint description)."""
+    tls = sys.modules.get("twisted.protocols.tls")
+    return tls is not None and isinstance(getattr(port, "factory", None), tls.TLSMemoryBIOFactory)
+
+
+def describe_listening(port: IListeningPort) -> str:
+    """``host:port`` of a listening port, or its unix socket path."""
+    return describe_address(port.getHost())
+
+
+def describe_address(address: Any) -> str:
+    """``host:port`` (``[host]:port`` for IPv6) or the unix socket name of an address, safe to log."""
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"[{escape(host)}]:{port}" if ":" in host else f"{escape(host)}:{port}"
+    name = getattr(address, "name", None)
+    if name:
+        return escape(name.decode(errors="backslashreplace") if isinstance(name, bytes) else name)
+    return type(address).__name__

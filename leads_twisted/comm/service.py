@@ -20,14 +20,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from leads_twisted.comm.callback import Callback
-from leads_twisted.comm.connection import Connection, ConnectionBase
+from leads_twisted.comm.connection import Connection, ConnectionBase, describe_peer
 from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, MessageTooLong
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
+from leads_twisted.comm.log_guard import RateLimitedWarnings, escape
+from leads_twisted.comm.memory_budget import MemoryBudget
 from leads_twisted.comm.observer import LinkEnd, Observer, Observers
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED, Outbox
 from leads_twisted.comm.reactor_thread import ReactorCallTimeout, ReactorRunner, ReactorThreadError
 from leads_twisted.comm.reactor_thread import runner as shared_runner
+from leads_twisted.comm.tls import describe_tls_error
 
 if TYPE_CHECKING:
     from leads_twisted.comm.protocol import LeadsProtocol
@@ -60,6 +63,9 @@ def check_port(port: int) -> int:
 
 class Service(ABC):
     """A server or a client: started once with ``start``, reported through its ``Callback``, closed once."""
+
+    #: What bounds the bytes held for all peers together (a server's ``max_memory``); None: no bound.
+    memory_budget: MemoryBudget | None = None
 
     def __init__(
         self,
@@ -300,10 +306,20 @@ class Service(ABC):
         self._opening.add(protocol)
 
     def _link_failed(self, protocol: LeadsProtocol, reason: Failure) -> None:
-        """A transport ended before its link was up: over TLS, the handshake failed or timed out."""
+        """A transport ended before its link was up: over TLS, the handshake failed or timed out.
+
+        Logged with the peer, at most one line per interval in a flood; ``on_fail`` hears of every one.
+        """
         self._opening.discard(protocol)
-        _log.warn("a link ended before it was up: {reason}", reason=reason.getErrorMessage())
-        self._report(ConnectionError(f"a link ended before it was up (TLS handshake?): {reason.getErrorMessage()}"))
+        peer = describe_peer(protocol.transport)
+        why = protocol.failure_note or describe_tls_error(reason.value)
+        self._warnings.warn("handshake", "TLS handshake with {peer} failed: {why}", peer=peer, why=escape(why))
+        self._report(ConnectionError(f"the TLS handshake with {peer} failed: {why}"))
+
+    @functools.cached_property
+    def _warnings(self) -> RateLimitedWarnings:
+        """This service's warnings that a flood could repeat: one summary line per interval."""
+        return RateLimitedWarnings(_log, self._reactor)
 
     def _abort_opening_links(self) -> None:
         for protocol in list(self._opening):
@@ -407,9 +423,9 @@ class Service(ABC):
         connection._end_reason = LinkEnd.IDLE
         connection._close_now()
 
-    def _receive(self, connection: Any, decoder: Any, data: bytes) -> None:
+    def _receive(self, connection: Any, decoder: Any, data: bytes) -> int:
         """Bytes from a link's peer: deliver the messages they complete, or drop a peer breaking the framing
-        after delivering what it sent whole before.
+        after delivering what it sent whole before. Returns how many messages the bytes completed.
 
         What the callbacks send meanwhile is held and written once per link when they are done.
         """
@@ -422,14 +438,18 @@ class Service(ABC):
                 if error.complete:
                     self._deliver(connection, error.complete)
                 self._connection_broke_rules(connection, error)
-                return
+                return len(error.complete)
             if messages:
                 self._deliver(connection, messages)
+            return len(messages)
         finally:
             batch.end()
 
     def _connection_broke_rules(self, connection: ConnectionBase, error: Exception) -> None:
-        """A peer sent what the framing refuses: drop that link alone and say why."""
+        """A peer sent what the framing refuses (or what the memory budget cannot hold): drop that link alone
+        and say why; the error names the peer in its ``peer`` attribute."""
+        if getattr(error, "peer", None) is None:
+            error.peer = str(connection)  # type: ignore[attr-defined]
         _log.error("dropping {connection}: {error}", connection=connection, error=error)
         self._report(error)
         if connection._lost:

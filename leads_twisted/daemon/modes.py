@@ -11,17 +11,47 @@ import contextlib
 from twisted.logger import Logger
 
 from leads_twisted.comm import Callback, ConnectionBase, Server, Service
+from leads_twisted.comm.connection import SlowPeer
+from leads_twisted.comm.framing import MessageTooLong
+from leads_twisted.comm.log_guard import RateLimitedWarnings, escape
+from leads_twisted.comm.memory_budget import MemoryBudgetExceeded
 
 _log = Logger(namespace="leads_twisted.daemon")
+
+#: What ``on_fail`` reports about one peer's link: a slow reader cut, an oversize message, the memory budget,
+#: a failed TLS handshake (a refused certificate), an idle link.
+LINK_FAILURES: tuple[type[Exception], ...] = (
+    SlowPeer,
+    MessageTooLong,
+    MemoryBudgetExceeded,
+    ConnectionError,
+    TimeoutError,
+)
 
 #: How much of a message the log mode shows.
 PREVIEW_BYTES: int = 80
 
 
 class Mode(Callback):
-    """What every mode does: log who comes and goes, and how many are connected."""
+    """What every mode does: log who comes and goes, how many are connected, and at warning what went wrong
+    (a slow peer cut, an oversize message, a refused certificate), with the peer; a flood of one kind of
+    failure is summarised in one line per interval."""
 
     name: str = ""
+    _warnings: RateLimitedWarnings | None = None
+
+    def on_fail(self, service: Service, error: Exception) -> None:
+        if not isinstance(error, LINK_FAILURES):
+            return  # a failed start or a raising callback: the library has logged it already
+        if self._warnings is None:
+            from twisted.internet import reactor
+
+            self._warnings = RateLimitedWarnings(_log, reactor)
+        text = escape(error)
+        peer = getattr(error, "peer", None)
+        if peer is not None and str(peer) not in text:
+            text = f"{peer}: {text}"
+        self._warnings.warn(type(error).__name__, "{kind}: {text}", kind=type(error).__name__, text=text)
 
     def on_connect(self, service: Service, connection: ConnectionBase) -> None:
         _log.info("{peer} connected ({count} connected)", peer=str(connection), count=_count(service))
@@ -31,12 +61,16 @@ class Mode(Callback):
 
 
 class Relay(Mode):
-    """The hub: each message goes to every other connected client, in the order received, not to its sender."""
+    """The hub: each message goes to every other connected client, in the order received, not to its sender.
+
+    An empty message carries nothing and is not relayed: a burst of bare separators from one peer would
+    otherwise be multiplied by the number of clients.
+    """
 
     name = "relay"
 
     def on_receive(self, service: Service, msg: bytes) -> None:
-        if isinstance(service, Server):
+        if msg and isinstance(service, Server):
             service.broadcast(msg, exclude=service.sender())
 
 

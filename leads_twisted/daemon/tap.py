@@ -17,11 +17,14 @@ from leads_twisted.comm import DEFAULT_MAX_MESSAGE, Callback, Server
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.framing import check_separator
 from leads_twisted.comm.link_policy import DEFAULT_MAX_BUFFERED
+from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY
+from leads_twisted.comm.server import parse_allow
 from leads_twisted.comm.tls import TLSOptions, TLSSelfCheckFailed
 from leads_twisted.daemon.host_runner import HostRunner
 from leads_twisted.daemon.loader import CallbackNotLoaded, load_callback_class, make_callback
 from leads_twisted.daemon.modes import MODES, Chained
 from leads_twisted.daemon.readiness import Notifier
+from leads_twisted.daemon.security import security_options
 from leads_twisted.daemon.service import CommService
 from leads_twisted.logger import leave_output_to_host
 
@@ -59,6 +62,10 @@ class Options(usage.Options):
         self["tls-certificate"] = None
         self["tls-key"] = None
         self["tls-ca"] = None
+        self["allow"] = []
+        self["max-memory"] = DEFAULT_MAX_MEMORY
+        self["max-rate"] = None
+        self["handshake-timeout"] = 10.0
 
     def opt_port(self, value: str) -> None:
         """TCP port to listen on, 0 for any free one [default: 16900]"""
@@ -130,6 +137,33 @@ class Options(usage.Options):
         """PEM CA certificate: require every client to present a certificate it signed (mutual TLS)"""
         self["tls-ca"] = _readable("--tls-ca", path)
 
+    # --- security ---
+
+    def opt_allow(self, cidr: str) -> None:
+        """let only peers from this network connect, like 10.20.0.0/16 or ::1; repeat it for several; others
+        are closed at once, counted and logged [default: everyone]"""
+        try:
+            parse_allow([cidr])
+        except ValueError as error:
+            raise usage.UsageError(f"--allow {cidr}: {error}") from None
+        self["allow"].append(cidr)
+
+    def opt_max_memory(self, value: str) -> None:
+        """bytes all clients together may have held (unfinished messages, output for clients not reading);
+        past it the clients holding the most are dropped, 0 for no bound [default: 268435456]"""
+        self["max-memory"] = _number("--max-memory", value, 0, None)
+
+    def opt_max_rate(self, value: str) -> None:
+        """messages per second one client may send on average; faster ones are slowed down by TCP, not
+        dropped [default: no limit]"""
+        self["max-rate"] = _seconds("--max-rate", value, "messages per second")
+
+    def opt_handshake_timeout(self, value: str) -> None:
+        """seconds a client may take to finish its TLS handshake before it is dropped [default: 10]"""
+        self["handshake-timeout"] = _seconds("--handshake-timeout", value)
+
+    # --- end security ---
+
     def postOptions(self) -> None:
         """Check the options that only make sense together."""
         tls = (self["tls-certificate"], self["tls-key"], self["tls-ca"])
@@ -194,6 +228,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         heartbeat=options["heartbeat"],
         framing=options["framing"],
         tls=_tls_options(options),
+        **security_options(options),
     )
     twistd = getattr(options, "parent", None)
     # twist always runs in the foreground and has no such option; twistd forks unless told --nodaemon.
@@ -233,13 +268,13 @@ def _tls_options(options: Options) -> TLSOptions | None:
     return tls
 
 
-def _seconds(option: str, value: str) -> float:
+def _seconds(option: str, value: str, unit: str = "seconds") -> float:
     try:
         seconds = float(value)
     except ValueError:
         seconds = 0.0
-    if not seconds > 0:
-        raise usage.UsageError(f"{option} must be a positive number of seconds, not {value!r}")
+    if not 0 < seconds < float("inf"):
+        raise usage.UsageError(f"{option} must be a positive number of {unit}, not {value!r}")
     return seconds
 
 

@@ -110,13 +110,14 @@ async def test_a_plain_tcp_client_on_a_tls_port_fails_cleanly(net, pki, leads_lo
     assert server_recorder.of("receive") == [b"still served"]
     [error] = server_recorder.of("fail")
     assert isinstance(error, ConnectionError), error
-    assert any("before it was up" in line for line in leads_log), leads_log
+    # The log names the peer whose handshake failed.
+    assert any("TLS handshake with 127.0.0.1:" in line for line in leads_log), leads_log
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_silent_plain_peer_on_a_tls_port_is_cut_by_the_handshake_timeout(net, pki):
     server_recorder = Recorder()
-    server = await net.server(server_recorder, tls=server_tls(pki), idle_timeout=0.5)
+    server = await net.server(server_recorder, tls=server_tls(pki), handshake_timeout=0.5)
     silent = await net.peer(RawPeer(), server.port())
     await silent.when_lost(timeout=5)
     await server_recorder.when_count("fail")

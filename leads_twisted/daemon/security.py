@@ -1,0 +1,17 @@
+"""The daemon's security options turned into the server's keyword options: who may connect, how much memory
+all peers may hold, how fast one peer may send, how long a TLS handshake may take."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def security_options(options: Any) -> dict[str, Any]:
+    """``create_server`` keyword options from the parsed ``--allow``, ``--max-memory``, ``--max-rate`` and
+    ``--handshake-timeout``."""
+    return {
+        "allow": options["allow"] or None,
+        "max_memory": options["max-memory"] or None,
+        "max_rate": options["max-rate"],
+        "handshake_timeout": options["handshake-timeout"],
+    }
