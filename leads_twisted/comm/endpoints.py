@@ -59,7 +59,18 @@ def parse_unix_description(arguments: str) -> dict[str, Any]:
             )
     if not options.get("path"):
         raise ValueError("a unix endpoint needs a socket path, as in 'unix:/run/leads/leads.sock:mode=660'")
+    if "mode" in options:
+        _check_mode_applies(options["path"])
     return options
+
+
+def _check_mode_applies(path: str) -> None:
+    """Raise ``ValueError`` for a mode given to an abstract-namespace socket: it has no file to set it on."""
+    if path.startswith("\0"):
+        raise ValueError(
+            f"mode= cannot apply to the abstract unix socket {path!r}: it has no file, so anyone in the same "
+            f"network namespace may connect; leave mode= out, or use a socket path in a directory you control"
+        )
 
 
 def _fields(text: str) -> list[tuple[str | None, str]]:
@@ -159,7 +170,8 @@ def _kind(mode: int) -> str:
 
 @implementer(IStreamServerEndpoint)
 class UNIXSocketServerEndpoint:
-    """Listens on a unix socket at ``path`` with permissions ``mode`` (octal; ``0o660`` by default).
+    """Listens on a unix socket at ``path`` with permissions ``mode`` (octal; ``0o660`` by default; refused for
+    an abstract-namespace ``path``, starting with NUL, which has no file to set it on).
 
     On ``listen`` it refuses a path taken by anything but a socket, or by a socket a server still listens
     on, and removes a stale socket (its server is gone) first. The socket is made with ``mode`` before it
@@ -171,12 +183,16 @@ class UNIXSocketServerEndpoint:
         self,
         reactor: Any,
         path: str,
-        mode: int = DEFAULT_UNIX_MODE,
+        mode: int | None = None,
         backlog: int = DEFAULT_UNIX_BACKLOG,
         lockfile: bool = False,
     ) -> None:
         if not isinstance(path, str) or not path:
             raise ValueError(f"a unix socket path must be a non-empty string, not {path!r}")
+        if mode is None:
+            mode = DEFAULT_UNIX_MODE
+        else:
+            _check_mode_applies(path)
         if not isinstance(mode, int) or not 0 <= mode <= 0o777:
             raise ValueError(f"mode must be permission bits such as 0o660, not {mode!r}")
         self._reactor: Any = reactor
