@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon.twistd_harness import Daemons
 from support_net import PKI, make_pki
+
+from ..daemon.twistd_harness import Daemons
 
 
 @pytest.fixture

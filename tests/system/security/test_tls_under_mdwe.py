@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from daemon.twistd_harness import HERE as DAEMON_TESTS
-from daemon.twistd_harness import REPO, TIMEOUT, Daemons
+
+from ..daemon.twistd_harness import HERE as DAEMON_TESTS
+from ..daemon.twistd_harness import REPO, TIMEOUT, Daemons
 
 HERE = Path(__file__).resolve().parent
 MDWE = [sys.executable, str(HERE / "mdwe_exec.py")]
