@@ -15,7 +15,7 @@ from leads_twisted.comm.direct_write import direct_socket, thread_descriptors, t
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
-from leads_twisted.comm.log_guard import escape
+from leads_twisted.comm.log_guard import about_peer, escape
 from leads_twisted.comm.memory_budget import MemoryBudgetExceeded
 from leads_twisted.comm.observer import LinkEnd, Observers
 
@@ -354,14 +354,14 @@ class Connection(ConnectionBase):
     def _too_slow(self, count: int) -> None:
         if self._drop_when_slow:
             if not self.dropped_messages:
-                self._service._report(SlowPeer(f"{self} is not reading; dropping messages for it"))
+                error = SlowPeer(f"{self} is not reading; dropping messages for it")
+                self._service._report(about_peer(error, self._description, logged=False))
             self.dropped_messages += count
             if count and self._observers.active:
                 self._observers.dropped(self._service, self, count)
             return
-        self._service._report(
-            SlowPeer(f"{self} stopped reading with over {self._max_buffered} bytes waiting; disconnecting it")
-        )
+        error = SlowPeer(f"{self} stopped reading with over {self._max_buffered} bytes waiting; disconnecting it")
+        self._service._report(about_peer(error, self._description, logged=False))
         self._closing = True
         self._end_reason = LinkEnd.SLOW
         self._held_writes = None
@@ -374,7 +374,7 @@ class Connection(ConnectionBase):
             f"({limit}); disconnecting it"
         )
         _log.warn("{error}", error=str(error))
-        self._service._report(error)
+        self._service._report(about_peer(error, self._description, logged=True))
         self._closing = True
         self._end_reason = LinkEnd.SLOW
         self._held_writes = None

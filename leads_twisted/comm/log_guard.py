@@ -55,3 +55,22 @@ class RateLimitedWarnings:
             # Still flooding: keep summarising instead of logging the next one at once.
             self._suppressed[key] = 0
             self._clock.callLater(self._interval, self._summarise, key)
+
+
+def about_peer(error: Exception, peer: str, *, logged: bool) -> Exception:
+    """Mark ``error`` as the failure of one peer's link (``peer`` names it), and say whether the library has
+    logged it already, so whoever logs what ``on_fail`` reports does not log it twice. Returns ``error``."""
+    error.peer = peer  # type: ignore[attr-defined]
+    error.logged = logged  # type: ignore[attr-defined]
+    return error
+
+
+def peer_of(error: Exception) -> str | None:
+    """The peer whose link ``error`` is about (see ``about_peer``), or None."""
+    peer = getattr(error, "peer", None)
+    return peer if isinstance(peer, str) else None
+
+
+def already_logged(error: Exception) -> bool:
+    """Whether the library logged ``error`` itself, at warning or above, before reporting it."""
+    return getattr(error, "logged", False) is True

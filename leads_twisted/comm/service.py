@@ -24,7 +24,7 @@ from leads_twisted.comm.connection import Connection, ConnectionBase, describe_p
 from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, MessageTooLong
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
-from leads_twisted.comm.log_guard import RateLimitedWarnings, escape
+from leads_twisted.comm.log_guard import RateLimitedWarnings, about_peer, escape
 from leads_twisted.comm.memory_budget import MemoryBudget
 from leads_twisted.comm.observer import LinkEnd, Observer, Observers
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED, Outbox
@@ -314,7 +314,7 @@ class Service(ABC):
         peer = describe_peer(protocol.transport)
         why = protocol.failure_note or describe_tls_error(reason.value)
         self._warnings.warn("handshake", "TLS handshake with {peer} failed: {why}", peer=peer, why=escape(why))
-        self._report(ConnectionError(f"the TLS handshake with {peer} failed: {why}"))
+        self._report(about_peer(ConnectionError(f"the TLS handshake with {peer} failed: {why}"), peer, logged=True))
 
     @functools.cached_property
     def _warnings(self) -> RateLimitedWarnings:
@@ -419,7 +419,8 @@ class Service(ABC):
 
     def _connection_idle(self, connection: Connection, seconds: float) -> None:
         """Nothing came from the peer for ``idle_timeout`` seconds: report it and close the link."""
-        self._report(TimeoutError(f"{connection} sent nothing for {seconds} s; closing it"))
+        error = TimeoutError(f"{connection} sent nothing for {seconds} s; closing it")
+        self._report(about_peer(error, str(connection), logged=False))
         connection._end_reason = LinkEnd.IDLE
         connection._close_now()
 
@@ -447,11 +448,11 @@ class Service(ABC):
 
     def _connection_broke_rules(self, connection: ConnectionBase, error: Exception) -> None:
         """A peer sent what the framing refuses (or what the memory budget cannot hold): drop that link alone
-        and say why; the error names the peer in its ``peer`` attribute."""
-        if getattr(error, "peer", None) is None:
-            error.peer = str(connection)  # type: ignore[attr-defined]
-        _log.error("dropping {connection}: {error}", connection=connection, error=error)
-        self._report(error)
+        and say why, naming the peer (one line per interval in a flood)."""
+        peer, text = str(connection), escape(error)
+        line = text if peer in text else f"dropping {peer}: {text}"
+        self._warnings.warn(type(error).__name__, "{line}", line=line)
+        self._report(about_peer(error, peer, logged=True))
         if connection._lost:
             return
         connection._end_reason = LinkEnd.OVERSIZE

@@ -11,45 +11,33 @@ import contextlib
 from twisted.logger import Logger
 
 from leads_twisted.comm import Callback, ConnectionBase, Server, Service
-from leads_twisted.comm.connection import SlowPeer
-from leads_twisted.comm.framing import MessageTooLong
-from leads_twisted.comm.log_guard import RateLimitedWarnings, escape
-from leads_twisted.comm.memory_budget import MemoryBudgetExceeded
+from leads_twisted.comm.log_guard import RateLimitedWarnings, already_logged, escape, peer_of
 
 _log = Logger(namespace="leads_twisted.daemon")
-
-#: What ``on_fail`` reports about one peer's link: a slow reader cut, an oversize message, the memory budget,
-#: a failed TLS handshake (a refused certificate), an idle link.
-LINK_FAILURES: tuple[type[Exception], ...] = (
-    SlowPeer,
-    MessageTooLong,
-    MemoryBudgetExceeded,
-    ConnectionError,
-    TimeoutError,
-)
 
 #: How much of a message the log mode shows.
 PREVIEW_BYTES: int = 80
 
 
 class Mode(Callback):
-    """What every mode does: log who comes and goes, how many are connected, and at warning what went wrong
-    (a slow peer cut, an oversize message, a refused certificate), with the peer; a flood of one kind of
-    failure is summarised in one line per interval."""
+    """What every mode does: log who comes and goes, how many are connected, and what went wrong with a peer's
+    link (a slow reader cut, an idle link), at warning with the peer. The library logs the other link failures
+    itself (an oversize message, the memory budget, a failed TLS handshake such as a refused certificate), so
+    each failure is one line. A flood of one kind is summarised in one line per interval."""
 
     name: str = ""
     _warnings: RateLimitedWarnings | None = None
 
     def on_fail(self, service: Service, error: Exception) -> None:
-        if not isinstance(error, LINK_FAILURES):
-            return  # a failed start or a raising callback: the library has logged it already
+        peer = peer_of(error)
+        if peer is None or already_logged(error):
+            return  # not about one link (a failed start, a raising callback), or logged by the library already
         if self._warnings is None:
             from twisted.internet import reactor
 
             self._warnings = RateLimitedWarnings(_log, reactor)
         text = escape(error)
-        peer = getattr(error, "peer", None)
-        if peer is not None and str(peer) not in text:
+        if peer not in text:
             text = f"{peer}: {text}"
         self._warnings.warn(type(error).__name__, "{kind}: {text}", kind=type(error).__name__, text=text)
 
