@@ -312,7 +312,7 @@ class Service(ABC):
         """
         self._opening.discard(protocol)
         peer = describe_peer(protocol.transport)
-        why = protocol.failure_note or describe_tls_error(reason.value)
+        why = protocol.failure_note or describe_tls_error(reason.value or ConnectionError(reason.getErrorMessage()))
         self._warnings.warn("handshake", "TLS handshake with {peer} failed: {why}", peer=peer, why=escape(why))
         self._report(about_peer(ConnectionError(f"the TLS handshake with {peer} failed: {why}"), peer, logged=True))
 

@@ -78,7 +78,8 @@ class TLSOptions:
             context.use_certificate(own)
             for extra in chain:
                 context.add_extra_chain_cert(extra)
-            context.use_privatekey(load_pem_private_key(_read_pem(self.private_key), None))
+            key: Any = load_pem_private_key(_read_pem(self.private_key), None)  # OpenSSL refuses a kind it cannot use
+            context.use_privatekey(key)
             context.check_privatekey()
         if self.ca_certificate is not None:
             store = context.get_cert_store()

@@ -76,3 +76,12 @@ def test_tls_that_cannot_run_under_mdwe_ends_the_start_with_one_line(daemons: Da
     assert len(lines) == 1, failing.errors()
     assert "TLS self-check failed" in lines[0] and "MemoryDenyWriteExecute" in lines[0], lines[0]
     assert "listening" not in failing.log()
+
+
+def test_the_shipped_unit_keeps_memory_deny_write_execute() -> None:
+    # TLS needs no writable and executable memory, so nothing in the units lifts the setting.
+    units = REPO / "systemd"
+    assert "\nMemoryDenyWriteExecute=yes\n" in (units / "leads-comm.service").read_text()
+    for unit in units.rglob("*"):
+        if unit.is_file():
+            assert "MemoryDenyWriteExecute=no" not in unit.read_text(), unit
