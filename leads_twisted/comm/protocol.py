@@ -105,8 +105,8 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         self.transport.pauseProducing()  # type: ignore[union-attr]
 
     def _resume_reading(self) -> None:
-        if self.connection is not None and not self.connection.closed():
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+        # Also on a closing link: the peer's last messages and its close must still be read.
+        self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def timeoutConnection(self) -> None:
         if self.connection is not None:
