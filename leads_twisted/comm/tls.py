@@ -72,7 +72,9 @@ class TLSOptions:
         context = SSL.Context(SSL.TLS_SERVER_METHOD if server else SSL.TLS_CLIENT_METHOD)
         context.set_min_proto_version(SSL.TLS1_2_VERSION)
         context.set_cipher_list(TLS12_CIPHERS)
-        context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+        context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
+        if server:
+            context.set_options(SSL.OP_CIPHER_SERVER_PREFERENCE)
         if self.certificate is not None and self.private_key is not None:
             own, *chain = _certificates(_read_pem(self.certificate))
             context.use_certificate(own)
@@ -180,10 +182,8 @@ def _refused_probe_certificate(error: Exception) -> bool:
 
 def describe_tls_error(error: BaseException) -> str:
     """OpenSSL's error list as one short line (its reasons), or the error's own text."""
-    reasons = []
-    for entry in getattr(error, "args", [[]])[0] if error.args and isinstance(error.args[0], list) else []:
-        if isinstance(entry, tuple) and entry:
-            reasons.append(str(entry[-1]))
+    entries = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    reasons = [str(entry[-1]) for entry in entries if isinstance(entry, tuple) and entry]
     return "; ".join(reasons) if reasons else str(error) or type(error).__name__
 
 
