@@ -52,8 +52,10 @@ def create_server(
 
     Keyword options: ``interface`` (all by default), ``backlog``, ``endpoint`` (a Twisted server endpoint or
     its description, or a list of them, instead of the port), ``max_connections``, ``tls`` (``TLSOptions``),
-    and the link options both ends share: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``,
-    ``heartbeat``, ``max_queued``. The README's "Bad peers, slow peers and lost links" says what each does.
+    ``allow`` (networks peers must come from), ``max_memory`` (bytes held for all peers together), and the link
+    options both ends share: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``, ``heartbeat``,
+    ``handshake_timeout``, ``max_rate``, ``max_queued``. The README's "Bad peers, slow peers and lost links"
+    and docs/security.md say what each does.
     """
     return Server(port, callback, separator, max_message, **options)  # type: ignore[arg-type]
 
@@ -76,7 +78,7 @@ def create_client(
     Keyword options: ``connect_timeout`` (seconds), ``endpoint`` (a Twisted client endpoint or its
     description), ``reconnect``, ``backoff`` (``Backoff``), ``queue_while_disconnected`` (bytes), ``tls``
     (``TLSOptions``), and the link options: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``,
-    ``heartbeat``, ``max_queued``.
+    ``heartbeat``, ``handshake_timeout``, ``max_rate``, ``max_queued``.
     """
     return Client(port, callback, separator, max_message, **options)  # type: ignore[arg-type]
 
