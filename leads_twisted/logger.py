@@ -1,26 +1,30 @@
 """``L``, the LEADS logger, writing through ``twisted.logger`` so a daemon's log shows what a callback says.
 
-In a program that has not set up Twisted logging itself (a plain script), the first message sets up a plain
-stdout observer, as LEADS printed to stdout; under ``twistd`` the daemon's own log target is used instead.
+``L`` takes the calls of LEADS 0.9's logger (``sep``, ``end``, ``f=(font, colour, background)`` and the colour
+constants) and marks each line as it did: ``[Level.INFO: 1] [caller] [time] message``. In a program that has
+not set up Twisted logging itself (a plain script), the first message sets up a stdout observer, as LEADS
+printed to stdout, colouring lines on a terminal; under ``twistd`` the daemon's own log target is used.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import sys
 import threading
 from collections import deque
+from datetime import datetime
 from typing import Any
 
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
-    Logger,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
     globalLogBeginner,
 )
+from twisted.logger import Logger as TwistedLogger
 from zope.interface import provider
 
 
@@ -40,15 +44,12 @@ _TWISTED_LEVEL: dict[Level, LogLevel] = {
     Level.ERROR: LogLevel.error,
 }
 
-_LEVEL_NAME: dict[LogLevel, str] = {
-    LogLevel.debug: "DEBUG",
-    LogLevel.info: "INFO",
-    LogLevel.warn: "WARN",
-    LogLevel.error: "ERROR",
-    LogLevel.critical: "CRITICAL",
-}
+_LEADS_LEVEL: dict[LogLevel, Level] = {twisted: leads for leads, twisted in _TWISTED_LEVEL.items()}
 
 NAMESPACE: str = "leads"
+
+#: ``(font, colour, background)``, as ``f=`` takes it; ``None`` leaves the terminal's own.
+Format = tuple[int, int | None, int | None]
 
 _output_lock = threading.Lock()
 _output_decided = False
@@ -82,16 +83,41 @@ def ensure_output() -> None:
         globalLogBeginner.beginLoggingTo([observer], discardBuffer=False, redirectStandardIO=False)
 
 
+def mark(text: str, level: Level, caller: str, when: datetime | None = None) -> str:
+    """A line as LEADS marks it: ``[Level.INFO: 1] [caller] [2026-01-01 12:00:00.000000] text``."""
+    return f"[{repr(Level(level))[1:-1]}] [{caller}] [{when or datetime.now()}] {text}"
+
+
+def colour(text: str, style: Format) -> str:
+    """``text`` between the ANSI codes of ``style``, as LEADS wrote them."""
+    font, fore, back = style
+    codes = f"{font}{f';{fore}' if fore else ''}{f';{back + 10}' if back else ''}"
+    return f"\033[{codes}m{text}\033[0m"
+
+
+def _wants_colour(stream: Any) -> bool:
+    """Colour a terminal only: a journal or a file would keep the escape codes as text."""
+    return "NO_COLOR" not in os.environ and bool(getattr(stream, "isatty", lambda: False)())
+
+
 @provider(ILogObserver)
 def _stdout_observer(event: dict[str, Any]) -> None:
-    text = formatEvent(event)
-    if "log_failure" in event:
-        text = f"{text}\n{event['log_failure'].getTraceback()}"
-    level = _LEVEL_NAME.get(event.get("log_level", LogLevel.info), "INFO")
+    line = event.get("leads_line")
+    if line is None:  # the library's own events, marked like L's with their namespace as the caller
+        text = formatEvent(event)
+        if "log_failure" in event:
+            text = f"{text}\n{event['log_failure'].getTraceback()}"
+        level = _LEADS_LEVEL.get(event.get("log_level", LogLevel.info), Level.ERROR)
+        when = datetime.fromtimestamp(event.get("log_time") or datetime.now().timestamp())
+        line = mark(text, level, event.get("log_namespace", "?"), when)
     stream = sys.stdout if stream_is_usable(sys.stdout) else sys.__stdout__
-    if stream is not None:
-        stream.write(f"[{level}] {text}\n")
-        stream.flush()
+    if stream is None:
+        return
+    style = event.get("leads_format")
+    if style is not None and _wants_colour(stream):
+        line = colour(line, style)
+    stream.write(f"{line}\n")
+    stream.flush()
 
 
 def stream_is_usable(stream: Any) -> bool:
@@ -102,11 +128,28 @@ def stream_is_usable(stream: Any) -> bool:
 class LeadsLogger:
     """``debug``, ``info``, ``warn`` and ``error``, each joining its arguments like ``print``.
 
-    ``debug_level`` sets the lowest level that is emitted; the last ten messages are kept for display.
+    ``end`` is ``"\\n"`` by default, as in LEADS: it ends the line (a log line carries one line break, not
+    two). ``f=(font, colour, background)`` styles the line on a terminal, with the constants below.
+    ``debug_level`` sets the lowest level that is emitted; the last ten marked lines are kept.
     """
 
+    REGULAR: int = 0
+    BOLD: int = 1
+    ITALIC: int = 3
+    UNDERLINED: int = 4
+    INVERSE: int = 7
+
+    BLACK: int = 30
+    RED: int = 31
+    GREEN: int = 32
+    YELLOW: int = 33
+    BLUE: int = 34
+    PURPLE: int = 35
+    CYAN: int = 36
+    WHITE: int = 37
+
     def __init__(self) -> None:
-        self._logger = Logger(namespace=NAMESPACE)
+        self._logger = TwistedLogger(namespace=NAMESPACE)
         self._debug_level: Level = Level.DEBUG
         self._history: deque[str] = deque(maxlen=10)
 
@@ -118,29 +161,53 @@ class LeadsLogger:
         return None
 
     def history_messages(self) -> tuple[str, ...]:
-        """The last messages emitted, oldest first."""
+        """The last lines emitted, marked, oldest first."""
         return tuple(self._history)
 
-    def debug(self, *msg: str, sep: str = " ", end: str = "") -> None:
-        self._emit(Level.DEBUG, sep.join(msg) + end)
+    def debug(self, *msg: str, sep: str = " ", end: str = "\n", f: Format = (REGULAR, YELLOW, None)) -> None:
+        self._emit(Level.DEBUG, sep.join(msg) + end, f, sys._getframe(1).f_code.co_name)
 
-    def info(self, *msg: str, sep: str = " ", end: str = "") -> None:
-        self._emit(Level.INFO, sep.join(msg) + end)
+    def info(self, *msg: str, sep: str = " ", end: str = "\n", f: Format = (REGULAR, None, None)) -> None:
+        self._emit(Level.INFO, sep.join(msg) + end, f, sys._getframe(1).f_code.co_name)
 
-    def warn(self, *msg: str, sep: str = " ", end: str = "") -> None:
-        self._emit(Level.WARN, sep.join(msg) + end)
+    def warn(self, *msg: str, sep: str = " ", end: str = "\n", f: Format = (REGULAR, RED, None)) -> None:
+        self._emit(Level.WARN, sep.join(msg) + end, f, sys._getframe(1).f_code.co_name)
 
-    def error(self, *msg: str, sep: str = " ", end: str = "") -> None:
-        self._emit(Level.ERROR, sep.join(msg) + end)
+    def error(self, *msg: str, sep: str = " ", end: str = "\n", f: Format = (REGULAR, RED, None)) -> None:
+        self._emit(Level.ERROR, sep.join(msg) + end, f, sys._getframe(1).f_code.co_name)
 
-    def _emit(self, level: Level, text: str) -> None:
+    @staticmethod
+    def mark(msg: str, level: Level) -> str:
+        """``msg`` marked with ``level``, the calling function's name and the time, as LEADS's ``mark``."""
+        return mark(msg, level, sys._getframe(2).f_code.co_name)
+
+    def format(self, msg: str, font: int, color: int | None, background: int | None) -> str:
+        """``msg`` in ANSI style codes; kept in the history, as LEADS's ``format`` did."""
+        self._history.append(msg)
+        return colour(msg, (font, color, background))
+
+    def print(self, msg: str, level: int) -> None:
+        """Emit ``msg`` as it is (already marked, say) at ``level``, if that level is on."""
+        if level >= self._debug_level:
+            self._send(Level(level), msg, None)
+
+    def _emit(self, level: Level, text: str, style: Format, caller: str) -> None:
         if level < self._debug_level:
             return
-        self._history.append(text)
-        ensure_output()
-        self._logger.emit(_TWISTED_LEVEL[level], "{leads_message}", leads_message=text)
+        line = mark(text, level, caller)
+        self._history.append(line)
+        self._send(level, line, style)
 
+    def _send(self, level: Level, line: str, style: Format | None) -> None:
+        ensure_output()
+        if line.endswith("\n"):
+            line = line[:-1]
+        self._logger.emit(_TWISTED_LEVEL[level], "{leads_line}", leads_line=line, leads_format=style)
+
+
+#: LEADS 0.9's name for the logger's class.
+Logger = LeadsLogger
 
 L: LeadsLogger = LeadsLogger()
 
-__all__ = ["L", "LeadsLogger", "Level", "ensure_output", "leave_output_to_host"]
+__all__ = ["Format", "L", "LeadsLogger", "Level", "Logger", "ensure_output", "leave_output_to_host"]

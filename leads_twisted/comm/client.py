@@ -7,6 +7,7 @@ after a lost link (Twisted's ``ClientService`` with exponential backoff), and wi
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -18,11 +19,12 @@ from twisted.python.failure import Failure
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection
-from leads_twisted.comm.errors import describe_start_failure
-from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
+from leads_twisted.comm.errors import check_options, describe_start_failure, option_names
+from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR
 from leads_twisted.comm.link_policy import Backoff
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.protocol import LeadsClientFactory
+from leads_twisted.comm.prototype import Entity
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.service import Service, State
 from leads_twisted.comm.tls import TLSOptions
@@ -100,6 +102,10 @@ class Client(Service):
         if not isinstance(server_address, str) or not server_address:
             raise ValueError(f"the server address must be a host name or an IP address, not {server_address!r}")
         return super().start(parallel, server_address)
+
+    def run(self, server_address: str = "127.0.0.1") -> None:  # type: ignore[override]
+        """Connect to ``server_address`` and serve in the calling thread until the link ends, as in LEADS."""
+        self.start(False, server_address)
 
     def connection(self) -> Connection | None:
         """The open connection, or ``None`` while there is none."""
@@ -292,3 +298,37 @@ class Client(Service):
             self._outbox.pause()
         else:
             self._outbox.resume()
+
+
+def create_client(
+    port: int = 16900,
+    callback: Callback | None = None,
+    separator: bytes = DEFAULT_SEPARATOR,
+    max_message: int = DEFAULT_MAX_MESSAGE,
+    **options: Any,
+) -> Client:
+    """A new client for ``port`` (16900 by default), not yet connected; each call gets its own callback.
+
+    Keyword options: ``connect_timeout`` (seconds), ``endpoint`` (a Twisted client endpoint or its
+    description), ``reconnect``, ``backoff`` (``Backoff``), ``queue_while_disconnected`` (bytes), ``tls``
+    (``TLSOptions``), and the link options: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``,
+    ``heartbeat``, ``handshake_timeout``, ``max_rate``, ``max_queued``. A misspelt option raises ``TypeError``
+    naming the valid ones.
+    """
+    check_options("create_client", options, option_names(Client))
+    return Client(port, callback, separator, max_message, **options)
+
+
+def start_client(server_address: str, target: Client | None = None, parallel: bool = False) -> Client:
+    """Connect ``target`` (a new default client if none) to ``server_address`` and return it: with
+    ``parallel=True`` once connected, else when the connection has ended. Raises ``ConnectionRefusedError``
+    (or another ``OSError``) if it cannot connect."""
+    return (target if target is not None else create_client()).start(parallel, server_address)
+
+
+# LEADS 0.9 had a module ``leads.comm.client.client`` inside its package ``leads.comm.client``; the same
+# import lines find this module under both names.
+client = sys.modules[__name__]
+sys.modules[f"{__name__}.client"] = client
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "Callback", "Client", "Connection", "Entity", "create_client", "start_client"]

@@ -12,6 +12,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from leads_twisted.comm.direct_write import direct_socket, thread_descriptors, twisted_holds_nothing, write_out
+from leads_twisted.comm.errors import porting_error
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
@@ -99,6 +100,35 @@ class ConnectionBase(ABC):
         except OSError:
             return
 
+    def drop_remainder(self) -> None:
+        """Forget the bytes of an unfinished message received so far: the rest of it, when it comes, arrives
+        as a message of its own (``leads.comm`` 0.9's remainder; whole messages are never held here).
+
+        In a callback it acts at once; from another thread, on the reactor's next turn. Raises ``ValueError``
+        with length framing, where what follows would be misread as a length.
+        """
+        decoder, owner = self._decoder, self._owner
+        if decoder is None or owner is None:
+            return
+        if not isinstance(decoder, Decoder):
+            raise ValueError("drop_remainder() needs separator framing: with length framing the stream would desync")
+        if owner._in_reactor_thread():
+            decoder.drop_pending()
+        else:
+            owner._call_from_thread(decoder.drop_pending)
+
+    def receive(self) -> bytes | None:
+        """Not here: see ``porting_error``."""
+        raise porting_error("ConnectionBase.receive()", "messages arrive whole, in order, in Callback.on_receive")
+
+    def use_remainder(self) -> bytes:
+        """Not here: see ``porting_error``."""
+        raise porting_error("ConnectionBase.use_remainder()", "the library frames messages; use Callback.on_receive")
+
+    def with_remainder(self, msg: bytes) -> bytes:
+        """Not here: see ``porting_error``."""
+        raise porting_error("ConnectionBase.with_remainder()", "the library frames messages; use Callback.on_receive")
+
     def frame(self, msg: bytes) -> bytes:
         """The wire bytes of ``msg`` in this link's framing (its service's, once attached).
 
@@ -161,6 +191,7 @@ class Connection(ConnectionBase):
         self._max_buffered: int = service._link_buffer_bound()
         self._drop_when_slow: bool = policy.slow_policy == "drop"
         self._service: Service = service
+        self._owner = service
         self._observers = service.observers
         self._in_reactor_thread = service._in_reactor_thread
         self._transport: Any = transport

@@ -113,6 +113,14 @@ class Decoder:
         """How many bytes of an unfinished message are held."""
         return self._pending_length
 
+    def drop_pending(self) -> int:
+        """Forget the unfinished message held (``drop_remainder`` of LEADS); return how many bytes it had."""
+        dropped = self._pending_length
+        self._pending.clear()
+        self._pending_length = 0
+        self._tail = b""
+        return dropped
+
     def feed(self, data: bytes) -> list[bytes]:
         """Take the next chunk of the stream and return the messages it completes, in order.
 

@@ -15,11 +15,13 @@ from twisted.logger import Logger
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection, ConnectionBase
 from leads_twisted.comm.endpoints import server_endpoint
-from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE
+from leads_twisted.comm.errors import check_options, option_names
+from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR
 from leads_twisted.comm.log_guard import escape
 from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY, MemoryBudget, check_max_memory
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.protocol import LeadsServerFactory
+from leads_twisted.comm.prototype import Entity
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.service import Service, State
 from leads_twisted.comm.tls import TLSOptions
@@ -67,6 +69,8 @@ class Server(Service):
         self._backlog: int = backlog
         self._endpoint: Any = endpoint
         self._connections: dict[Connection, None] = {}
+        #: Links taken out of the count by ``remove_connection``: still closed with the server.
+        self._removed: dict[Connection, None] = {}
         self._listening: list[IListeningPort] = []
         self._listening_stopped: bool = False
 
@@ -79,6 +83,23 @@ class Server(Service):
     def num_connections(self) -> int:
         """How many connections are open now."""
         return len(self._connections)
+
+    def remove_connection(self, connection: ConnectionBase) -> None:
+        """Stop counting ``connection`` and leave it out of broadcasts (LEADS's meaning), from any thread.
+
+        The link stays open: its messages still arrive, and it closes by itself, by ``connection.close()`` or
+        with the server. A connection the server does not count is ignored.
+        """
+        if connection in self._connections:
+            self._removed[connection] = None  # type: ignore[index]
+            self._connections.pop(connection, None)  # type: ignore[call-overload]
+
+    def run(self, max_connection: int | None = None) -> None:
+        """Listen and serve in the calling thread until the server closes; ``max_connection`` was LEADS's
+        listen backlog, and sets it here if given."""
+        if max_connection is not None:
+            self._backlog = max_connection
+        self.start(False)
 
     def connections(self) -> list[Connection]:
         """The open connections, oldest first (a snapshot)."""
@@ -165,7 +186,7 @@ class Server(Service):
         return list(self._listening)
 
     def _shut_down(self) -> None:
-        for connection in list(self._connections):
+        for connection in [*self._connections, *self._removed]:
             connection._close_now()
         stopping = [maybeDeferred(port.stopListening) for port in self._listening]
         DeferredList(stopping, consumeErrors=True).addBoth(self._stopped_listening)
@@ -249,6 +270,7 @@ class Server(Service):
 
     def _remove_connection(self, connection: Connection) -> None:
         self._connections.pop(connection, None)
+        self._removed.pop(connection, None)
 
     def _after_connection_lost(self, connection: Connection) -> None:
         self._finish_if_done()
@@ -339,3 +361,37 @@ def describe_address(address: Any) -> str:
     if name:
         return escape(name.decode(errors="backslashreplace") if isinstance(name, bytes) else name)
     return type(address).__name__
+
+
+def create_server(
+    port: int = 16900,
+    callback: Callback | None = None,
+    separator: bytes = DEFAULT_SEPARATOR,
+    max_message: int = DEFAULT_MAX_MESSAGE,
+    **options: Any,
+) -> Server:
+    """A new server for ``port`` (16900 by default), not yet listening; each call gets its own callback.
+
+    Keyword options: ``interface`` (all by default), ``backlog``, ``endpoint`` (a Twisted server endpoint or
+    its description, or a list of them, instead of the port), ``max_connections``, ``tls`` (``TLSOptions``),
+    ``allow`` (networks peers must come from), ``max_memory`` (bytes held for all peers together), and the link
+    options both ends share: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``, ``heartbeat``,
+    ``handshake_timeout``, ``max_rate``, ``max_queued``. docs/limits.md and docs/security.md say what each does.
+    A misspelt option raises ``TypeError`` naming the valid ones.
+    """
+    check_options("create_server", options, option_names(Server))
+    return Server(port, callback, separator, max_message, **options)
+
+
+def start_server(target: Server | None = None, parallel: bool = False) -> Server:
+    """Start ``target`` (a new default server if none) and return it: with ``parallel=True`` once it listens,
+    else when it has closed. Raises ``OSError`` if it cannot listen."""
+    return (target if target is not None else create_server()).start(parallel)
+
+
+# LEADS 0.9 had a module ``leads.comm.server.server`` inside its package ``leads.comm.server``; the same
+# import lines find this module under both names.
+server = sys.modules[__name__]
+sys.modules[f"{__name__}.server"] = server
+
+__all__ = ["DEFAULT_BACKLOG", "Callback", "Connection", "Entity", "Server", "create_server", "start_server"]

@@ -98,6 +98,9 @@ class Service(ABC):
         self._opening: set[LeadsProtocol] = set()
         self._observers: Observers = Observers()
 
+    #: True when a blocking ``start`` raises the start's failure to its caller, who then needs no log line.
+    _caller_gets_start_failure: bool = False
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} port={self._port} {self._state.value}>"
 
@@ -176,6 +179,7 @@ class Service(ABC):
             self._begin(*args, **kwargs).addErrback(lambda _: None)
             return self
         timeout = self._start_timeout()
+        self._caller_gets_start_failure = True  # raised below: a log line too would say it twice
         try:
             self._runner.call(functools.partial(self._begin, *args, **kwargs), timeout=timeout)
         except KeyboardInterrupt:
@@ -188,6 +192,10 @@ class Service(ABC):
         if not parallel:
             self._wait_until_finished()
         return self
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """Serve in the calling thread until the service closes: ``start(False, ...)``, as in LEADS."""
+        self.start(False, *args, **kwargs)
 
     def close(self) -> None:
         """Tell every peer ``disconnect`` after what was sent before, and end the service; safe to repeat.
@@ -269,7 +277,8 @@ class Service(ABC):
 
     def _failed_to_start(self, failure: Failure) -> Failure:
         error = describe_start_failure(self, failure)
-        _log.error("{service} could not start: {error}", service=self, error=error)
+        if not self._caller_gets_start_failure:
+            _log.error("{service} could not start: {error}", service=self, error=error)
         self._report(error)
         self._finish()
         return Failure(error)
@@ -328,6 +337,7 @@ class Service(ABC):
     def _connection_made(self, protocol: LeadsProtocol) -> Connection:
         self._opening.discard(protocol)
         connection = Connection(self, protocol.transport)
+        connection._decoder = protocol.decoder  # for drop_remainder
         self._link_up(connection)
         return connection
 
