@@ -3,7 +3,8 @@
 ``L`` takes the calls of LEADS 0.9's logger (``sep``, ``end``, ``f=(font, colour, background)`` and the colour
 constants) and marks each line as it did: ``[Level.INFO: 1] [caller] [time] message``. In a program that has
 not set up Twisted logging itself (a plain script), the first message sets up a stdout observer, as LEADS
-printed to stdout, colouring lines on a terminal; under ``twistd`` the daemon's own log target is used.
+printed to stdout, colouring lines on a terminal. Under ``twistd`` the daemon's own log target is used, and
+the time in the line is that target's stamp (twistd's, or journald's), not a second one in the text.
 """
 
 from __future__ import annotations
@@ -83,9 +84,14 @@ def ensure_output() -> None:
         globalLogBeginner.beginLoggingTo([observer], discardBuffer=False, redirectStandardIO=False)
 
 
+def head(level: Level, caller: str) -> str:
+    """The start of a marked line: ``[Level.INFO: 1] [caller]``."""
+    return f"[{repr(Level(level))[1:-1]}] [{caller}]"
+
+
 def mark(text: str, level: Level, caller: str, when: datetime | None = None) -> str:
     """A line as LEADS marks it: ``[Level.INFO: 1] [caller] [2026-01-01 12:00:00.000000] text``."""
-    return f"[{repr(Level(level))[1:-1]}] [{caller}] [{when or datetime.now()}] {text}"
+    return f"{head(level, caller)} [{when or datetime.now()}] {text}"
 
 
 def colour(text: str, style: Format) -> str:
@@ -102,8 +108,11 @@ def _wants_colour(stream: Any) -> bool:
 
 @provider(ILogObserver)
 def _stdout_observer(event: dict[str, Any]) -> None:
-    line = event.get("leads_line")
-    if line is None:  # the library's own events, marked like L's with their namespace as the caller
+    if "leads_line" in event:  # ``L.print``: a line marked by its caller
+        line = event["leads_line"]
+    elif "leads_head" in event:  # L's events: the mark carries the time of the call, as in LEADS
+        line = f"{event['leads_head']} [{event['leads_time']}] {event['leads_text']}"
+    else:  # the library's own events, marked like L's with their namespace as the caller
         text = formatEvent(event)
         if "log_failure" in event:
             text = f"{text}\n{event['log_failure'].getTraceback()}"
@@ -130,7 +139,7 @@ class LeadsLogger:
 
     ``end`` is ``"\\n"`` by default, as in LEADS: it ends the line (a log line carries one line break, not
     two). ``f=(font, colour, background)`` styles the line on a terminal, with the constants below.
-    ``debug_level`` sets the lowest level that is emitted; the last ten marked lines are kept.
+    ``debug_level`` sets the lowest level that is emitted; the last ten marked lines are kept, emitted or not.
     """
 
     REGULAR: int = 0
@@ -161,7 +170,7 @@ class LeadsLogger:
         return None
 
     def history_messages(self) -> tuple[str, ...]:
-        """The last lines emitted, marked, oldest first."""
+        """The last ten lines logged (emitted or below the level), marked, oldest first."""
         return tuple(self._history)
 
     def debug(self, *msg: str, sep: str = " ", end: str = "\n", f: Format = (REGULAR, YELLOW, None)) -> None:
@@ -192,13 +201,23 @@ class LeadsLogger:
             self._send(Level(level), msg, None)
 
     def _emit(self, level: Level, text: str, style: Format, caller: str) -> None:
+        when = datetime.now()
+        self._history.append(mark(text, level, caller, when))  # below the level too, as LEADS kept it
         if level < self._debug_level:
             return
-        line = mark(text, level, caller)
-        self._history.append(line)
-        self._send(level, line, style)
+        ensure_output()
+        # The event's own text leaves the time to each log target (twistd's and journald's stamp every line).
+        self._logger.emit(
+            _TWISTED_LEVEL[level],
+            "{leads_head} {leads_text}",
+            leads_head=head(level, caller),
+            leads_text=text[:-1] if text.endswith("\n") else text,  # ``end``'s line break ends the log line
+            leads_time=when,
+            leads_format=style,
+        )
 
     def _send(self, level: Level, line: str, style: Format | None) -> None:
+        """Emit an already marked line as it is."""
         ensure_output()
         if line.endswith("\n"):
             line = line[:-1]

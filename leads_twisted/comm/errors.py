@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import errno
 import inspect
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,8 @@ def describe_start_failure(service: Service, failure: Failure) -> Exception:
     else:
         described = ConnectionError(f"cannot start on {where}: {cause}")
     if described is not cause:
-        described.__cause__ = cause if isinstance(cause, BaseException) else None
+        # The message says all of it: a chained Twisted traceback would say it twice more.
+        described.__suppress_context__ = True
     return described
 
 
@@ -138,3 +140,12 @@ def check_options(call: str, given: Iterable[str], valid: frozenset[str]) -> Non
     near = difflib.get_close_matches(name, sorted(valid), n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     raise TypeError(f"{call}() has no option {name!r}{hint}; its options are: {', '.join(sorted(valid))}")
+
+
+def endpoint_mistake(error: Exception) -> str:
+    """What is wrong with an endpoint description, in words: Twisted's parsers say ``int()`` failed."""
+    text = str(error)
+    found = re.fullmatch(r"invalid literal for int\(\) with base \d+: (.*)", text)
+    if found:
+        return f"{found.group(1)} is not a number where the description needs one (a port, as in tcp:16900)"
+    return text

@@ -15,6 +15,7 @@ from twisted.python import usage
 
 from leads_twisted.comm import DEFAULT_MAX_MESSAGE, Callback, Server
 from leads_twisted.comm.endpoints import server_endpoint
+from leads_twisted.comm.errors import endpoint_mistake
 from leads_twisted.comm.framing import check_separator
 from leads_twisted.comm.link_policy import DEFAULT_MAX_BUFFERED
 from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY
@@ -250,7 +251,7 @@ def _check_endpoint(reactor: Any, description: str) -> None:
     except IndexError:
         _exit(f"--endpoint {description}: systemd passed no socket with that index")
     except Exception as error:  # any parser's complaint about the user's text
-        _exit(f"--endpoint {description}: {error}")
+        _exit(f"--endpoint {description}: {endpoint_mistake(error)}")
 
 
 def _tls_options(options: Options) -> TLSOptions | None:

@@ -32,7 +32,9 @@ def test_twistd_lines_carry_the_priority_of_their_level(daemons: Daemons) -> Non
     lines = daemon.log().splitlines()
     for prefix, text in [("<7>", "probe at debug"), ("<6>", "probe at info"), ("<4>", "probe at warn"),
                          ("<3>", "probe at error")]:  # fmt: skip
-        assert [line for line in lines if text in line] == [f"{prefix}[leads#{text.split()[-1]}] {text}"]
+        level = text.split()[-1]
+        mark = f"[Level.{level.upper()}: {'diwe'.index(level[0])}] [on_receive]"  # L's level and its caller
+        assert [line for line in lines if text in line] == [f"{prefix}[leads#{level}] {mark} {text}"]
     assert any(line.startswith("<6>") and "Main loop terminated." in line for line in lines)
     assert all(line[:1] == "<" and line[2:3] == ">" for line in lines), lines  # every line, no timestamps
 
