@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from api.prelude import script
 from support import run_python
+
+from threaded.api.prelude import script
 
 
 def test_remove_connection_leaves_a_link_out_of_counts_and_broadcasts_but_open():

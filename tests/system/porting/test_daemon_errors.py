@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from daemon.twistd_harness import run_twistd
+from system.daemon.twistd_harness import run_twistd
 
 
 def test_an_endpoint_with_a_word_for_a_port_is_one_line_naming_the_option(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon.twistd_harness import Daemons
 from support import PYTHON, REPO_ROOT, script_env
+
+from system.daemon.twistd_harness import Daemons
 
 EXAMPLES = REPO_ROOT / "examples"
 
