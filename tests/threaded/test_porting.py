@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
+
+import pytest
 from support import run_python
 
 from threaded.api.prelude import script
@@ -158,3 +161,65 @@ def test_a_port_held_by_lingering_connections_says_so_and_not_that_something_lis
         """
     out = run_python(code).stdout
     assert "TIME_WAIT" in out and "nothing listens on it" in out and "start again in a minute" in out, out
+
+
+BLOCKING_PATTERNS = """
+    watchdog(60)
+    import queue
+    from twisted.internet.threads import deferToThread
+    from leads_twisted.comm import Callback, create_client, create_server, start_client, start_server
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_lookup(msg):
+        started.set()
+        release.wait(20)  # slow work: done only once the test says so
+        return b"slow done"
+
+    work = queue.Queue()
+
+    def worker():
+        while True:
+            connection, msg = work.get()
+            connection.send(slow_lookup(msg))
+
+    threading.Thread(target=worker, daemon=True).start()
+
+    class Handler(Callback):
+        def on_receive(self, service, msg):
+            if msg == b"ping":
+                service.reply(b"pong")
+            elif PATTERN == "blocking":
+                service.reply(slow_lookup(msg))  # what a thread per connection allowed
+            elif PATTERN == "deferToThread":
+                connection = service.sender()
+                deferToThread(slow_lookup, msg).addCallback(connection.send)
+            else:
+                work.put((service.sender(), msg))
+
+    server = start_server(create_server(0, Handler(), interface="127.0.0.1"), True)
+    slow_seen, ping_seen = Events(), Events()
+    slow = start_client("127.0.0.1", create_client(server.port(), slow_seen), True)
+    ping = start_client("127.0.0.1", create_client(server.port(), ping_seen), True)
+    slow.send(b"look it up")
+    started.wait(10)  # the slow work is under way before the ping is sent
+    ping.send(b"ping")
+    answered = ping_seen.cond
+    with answered:
+        pong_first = answered.wait_for(lambda: ping_seen.received(), 3.0)
+    release.set()
+    slow_seen.wait(lambda: slow_seen.received(), "the slow answer")
+    ping_seen.wait(lambda: ping_seen.received(), "pong")
+    result(pong_before_release=bool(pong_first), slow=slow_seen.received()[0].decode())
+"""
+
+
+@pytest.mark.parametrize("pattern", ["thread", "deferToThread"])
+def test_slow_work_handed_to_a_thread_leaves_other_links_moving(pattern):
+    code = script(f"PATTERN = {pattern!r}\n" + textwrap.dedent(BLOCKING_PATTERNS))
+    assert run_python(code, timeout=60).result() == {"pong_before_release": True, "slow": "slow done"}
+
+
+def test_control_a_blocking_callback_stalls_every_link():
+    code = script("PATTERN = 'blocking'\n" + textwrap.dedent(BLOCKING_PATTERNS))
+    assert run_python(code, timeout=60).result() == {"pong_before_release": False, "slow": "slow done"}

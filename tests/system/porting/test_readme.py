@@ -78,3 +78,23 @@ RUN_COMMAND = (
     ".venv-daemon/bin/twistd --nodaemon --pidfile= leads-comm --port 16900"
 )
 TEST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
+
+
+def test_the_units_documentation_points_at_the_project_docs_the_deploy_guide_installs():
+    deploy = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    assert "sudo install -D -m 644 docs/*.md README.md -t /usr/share/doc/leads-comm/" in deploy
+    for unit in ("leads-comm.service", "leads-comm.socket"):
+        text = (REPO_ROOT / "systemd" / unit).read_text()
+        documented = re.findall(r"file:/usr/share/doc/leads-comm/([\w.]+)", text)
+        assert documented, f"{unit} has no Documentation= pointing at the project's docs"
+        for name in documented:
+            assert (REPO_ROOT / name).exists() or (REPO_ROOT / "docs" / name).exists(), name
+
+
+def test_the_deploy_guide_warns_of_a_venv_made_from_a_python_in_a_home_directory():
+    deploy = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    warning = deploy.split("**Make the venv from the system's Python", 1)[1].split("\n\n", 2)
+    said = " ".join(warning[:2])
+    for needed in ("/root", "/home", "pyenv", "uv", "conda", "ProtectHome=yes", "203/EXEC", "sys.base_prefix"):
+        assert needed in said, needed
+    assert "sudo /usr/bin/python3 -m venv /opt/leads-comm/venv" in deploy
