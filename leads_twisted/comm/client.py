@@ -103,7 +103,7 @@ class Client(Service):
             raise ValueError(f"the server address must be a host name or an IP address, not {server_address!r}")
         return super().start(parallel, server_address)
 
-    def run(self, server_address: str = "127.0.0.1") -> None:  # type: ignore[override]
+    def run(self, server_address: str = "127.0.0.1") -> None:
         """Connect to ``server_address`` and serve in the calling thread until the link ends, as in LEADS."""
         self.start(False, server_address)
 

@@ -112,10 +112,13 @@ class ConnectionBase(ABC):
             return
         if not isinstance(decoder, Decoder):
             raise ValueError("drop_remainder() needs separator framing: with length framing the stream would desync")
-        if owner._in_reactor_thread():
+        def drop() -> None:
             decoder.drop_pending()
+
+        if owner._in_reactor_thread():
+            drop()
         else:
-            owner._call_from_thread(decoder.drop_pending)
+            owner._call_from_thread(drop)
 
     def receive(self) -> bytes | None:
         """Not here: see ``porting_error``."""

@@ -124,7 +124,7 @@ def option_names(service_class: type) -> frozenset[str]:
 
     own = {
         name
-        for name, parameter in inspect.signature(service_class.__init__).parameters.items()
+        for name, parameter in inspect.signature(service_class).parameters.items()
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "runner"
     }
     shared = {f.name for f in dataclasses.fields(LinkPolicy) if f.init} - {"separator", "max_message"}

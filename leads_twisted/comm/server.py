@@ -84,15 +84,15 @@ class Server(Service):
         """How many connections are open now."""
         return len(self._connections)
 
-    def remove_connection(self, connection: ConnectionBase) -> None:
+    def remove_connection(self, connection: Connection) -> None:
         """Stop counting ``connection`` and leave it out of broadcasts (LEADS's meaning), from any thread.
 
         The link stays open: its messages still arrive, and it closes by itself, by ``connection.close()`` or
         with the server. A connection the server does not count is ignored.
         """
         if connection in self._connections:
-            self._removed[connection] = None  # type: ignore[index]
-            self._connections.pop(connection, None)  # type: ignore[call-overload]
+            self._removed[connection] = None
+            self._connections.pop(connection, None)
 
     def run(self, max_connection: int | None = None) -> None:
         """Listen and serve in the calling thread until the server closes; ``max_connection`` was LEADS's
