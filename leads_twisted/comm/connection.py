@@ -112,6 +112,7 @@ class ConnectionBase(ABC):
             return
         if not isinstance(decoder, Decoder):
             raise ValueError("drop_remainder() needs separator framing: with length framing the stream would desync")
+
         def drop() -> None:
             decoder.drop_pending()
 
