@@ -26,9 +26,11 @@ def describe_start_failure(service: Service, failure: Failure) -> Exception:
     A mistake in the settings (``ValueError``, ``TypeError``, a missing optional package) is returned as it is.
     """
     cause = failure.value
+    where = getattr(service, "describe_target", lambda: f"port {service.port()}")()
+    if isinstance(cause, ValueError) and endpoint_mistake(cause) != str(cause):
+        return ValueError(f"cannot start on {where}: {endpoint_mistake(cause)}")
     if isinstance(cause, (ValueError, TypeError, ImportError)):
         return cause
-    where = getattr(service, "describe_target", lambda: f"port {service.port()}")()
     if isinstance(cause, OSError):
         described: OSError = cause
     elif isinstance(cause, twisted_errors.ConnectionRefusedError):

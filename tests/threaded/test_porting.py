@@ -122,6 +122,19 @@ def test_a_misspelt_option_names_the_call_and_the_valid_options():
     assert "backlog" in lines[1] and "idle_timeout" in lines[1]
 
 
+def test_an_endpoint_with_a_word_for_a_port_says_so():
+    code = """
+        from leads_twisted.comm import create_server, start_server
+        try:
+            start_server(create_server(endpoint="tcp:abc"), parallel=True)
+        except ValueError as error:
+            print("ERROR", error)
+        """
+    assert "ERROR cannot start on endpoint 'tcp:abc': 'abc' is not a number where the description needs one" in (
+        run_python(code).stdout
+    )
+
+
 def test_a_failed_start_says_its_error_once():
     code = """
         import socket
