@@ -91,3 +91,11 @@ def test_the_run_command_then_the_test_command_then_the_run_command(tmp_path: Pa
     assert " passed" in sh(".venv/bin/python -m pytest -q -p no:randomly tests/unit", checkout)
     run_the_daemon(checkout)
     assert "leads-comm" in sh(".venv-daemon/bin/twistd --help", checkout)
+
+
+def test_control_one_venv_for_both_loses_the_plugin(tmp_path: Path):
+    """What the two venvs avoid: an editable install over the plain one hides the plugin from twistd."""
+    checkout = copy_checkout(tmp_path / "leads_twisted")
+    sh("python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/twistd --help | grep -q leads-comm", checkout)
+    sh(".venv/bin/pip install -e .", checkout)
+    assert "leads-comm" not in sh(".venv/bin/twistd --help", checkout)
