@@ -387,6 +387,24 @@ class Service(ABC):
         if connection._decoder is not None and not connection._lost:
             self._connection_lost(connection, connectionDone)  # type: ignore[arg-type]
 
+    def drop(self, connection: ConnectionBase, error: Exception, reason: LinkEnd = LinkEnd.OVERSIZE) -> None:
+        """End an attached link for breaking a rule its transport enforces itself (a WebSocket message over
+        ``max_message``, a peer too slow): ``error`` goes to ``on_fail``, the link is closed and forgotten at
+        once, and observers hear ``reason``. In the reactor thread; a link already ended is left alone."""
+        _log.error("dropping {connection}: {error}", connection=connection, error=error)
+        self._report(error)
+        if connection._lost:
+            return
+        connection._end_reason = reason
+        connection._close_now()
+        self.detach(connection)
+
+    @property
+    def policy(self) -> LinkPolicy:
+        """What every link of this service obeys (framing, ``max_message``, ``max_buffered``, slow-peer policy);
+        read-only, for transports attached through ``attach``."""
+        return self._policy
+
     def _deliver(self, connection: Connection, messages: list[bytes]) -> None:
         """Hand messages to ``on_receive`` in order, with ``sender()`` set.
 
