@@ -27,6 +27,7 @@ from leads_twisted.daemon.modes import MODES, Chained
 from leads_twisted.daemon.readiness import Notifier
 from leads_twisted.daemon.security import security_options
 from leads_twisted.daemon.service import CommService
+from leads_twisted.daemon.websocket import with_websocket
 from leads_twisted.logger import leave_output_to_host
 
 DEFAULT_PORT: int = 16900
@@ -165,6 +166,19 @@ class Options(usage.Options):
 
     # --- end security ---
 
+    # --- WebSocket ---
+    def opt_websocket(self, description: str) -> None:
+        """Twisted server endpoint for browsers, like tcp:8080: the live page at /, the WebSocket stream at /ws;
+        TLS (wss) with an ssl: description or the --tls-* options; repeat it to listen on several"""
+        self.setdefault("websocket", []).append(description)
+
+    def opt_websocket_origin(self, origin: str) -> None:
+        """page origin, like https://dash.example.org, allowed to open the stream besides the endpoint's own
+        (* for any); repeatable"""
+        self.setdefault("websocket-origin", []).append(origin)
+
+    # --- end WebSocket ---
+
     def postOptions(self) -> None:
         """Check the options that only make sense together."""
         tls = (self["tls-certificate"], self["tls-key"], self["tls-ca"])
@@ -234,7 +248,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     twistd = getattr(options, "parent", None)
     # twist always runs in the foreground and has no such option; twistd forks unless told --nodaemon.
     foreground = twistd is None or bool(twistd.get("nodaemon", True))
-    return CommService(server, reactor, Notifier.from_environment(), options["mode"], foreground)
+    comm = CommService(server, reactor, Notifier.from_environment(), options["mode"], foreground)
+    return with_websocket(options, comm, server, reactor, foreground)
 
 
 def _check_endpoint(reactor: Any, description: str) -> None:

@@ -1,0 +1,212 @@
+"""One browser (or any WebSocket peer) as a link of a ``Server``: each WebSocket message is one LEADS message.
+
+The link is a ``ConnectionBase`` attached to its server, so the server's rules hold for it as for a TCP link:
+its messages go to ``on_receive`` (the relay, the daemon's ``--callback``), broadcasts reach it, ``max_message``
+closes it with code 1009, and a browser that stops reading is dropped or has messages dropped past
+``max_buffered``, as ``slow_policy`` says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from leads_twisted.comm import ConnectionBase, LinkEnd, MessageTooLong, SlowPeer
+from leads_twisted.comm.connection import CLOSE_GRACE_SECONDS
+from leads_twisted.comm.service import State
+
+if TYPE_CHECKING:
+    from twisted.web.server import Request
+    from twisted.web.websocket import WebSocketTransport
+
+    from leads_twisted.comm import Server
+    from leads_twisted.websocket.frames import FrameCache
+    from leads_twisted.websocket.site import MeteredChannel
+
+_log = Logger(namespace="leads_twisted.websocket")
+
+#: Close codes of RFC 6455 §7.4.1.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+
+
+@implementer(IPushProducer)
+class WebSocketLink(ConnectionBase):
+    """A WebSocket peer of ``server``; ``str()`` gives ``ws:host:port``.
+
+    It is the ``WebSocketProtocol`` Twisted's WebSocket resource drives, and the producer of its request, so
+    the transport says when the browser has stopped reading. Goodbye is a close frame (1000, 1001 when the
+    server is closing, 1009 for a message over ``max_message``), not a ``disconnect`` message.
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        request: Request,
+        channel: MeteredChannel,
+        cache: FrameCache,
+        in_reactor_thread: Callable[[], bool],
+    ) -> None:
+        super().__init__(server.separator, server.policy.encoder)
+        self._in_reactor_thread = in_reactor_thread
+        self._server = server
+        self._request = request
+        self._channel = channel
+        self._cache = cache
+        self._ws: WebSocketTransport | None = None
+        self._attached = False
+        self._close_requested = False
+        self._held: int | None = None
+        self._grace: Any = None
+        self._warned_separator = False
+        self.dropped_messages: int = 0
+        peer = channel.getPeer()
+        self._description = f"ws:{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+
+    def __str__(self) -> str:
+        return self._description
+
+    def __repr__(self) -> str:
+        return f"<WebSocketLink {self._description}{' closed' if self.closed() else ''}>"
+
+    # ConnectionBase: what callbacks and the service use.
+
+    def closed(self) -> bool:
+        return self._closing or self._lost or self._close_requested
+
+    def send(self, msg: bytes) -> None:
+        self._encoder.check(msg)
+        if self.closed():
+            raise OSError(f"the connection to {self._description} is closed")
+        if self._in_reactor_thread():
+            self._write_messages([msg])
+        else:
+            self._channel.reactor.callFromThread(self._write_messages, [msg])
+
+    def close(self) -> None:
+        if self.closed():
+            return
+        if self._in_reactor_thread():
+            self._close_now()
+        else:
+            self._close_requested = True
+            self._channel.reactor.callFromThread(self._close_now)
+
+    def _write_messages(self, messages: list[bytes]) -> None:
+        """Frame ``messages`` (once per broadcast, shared with the other browsers) and write them, unless the
+        browser has stopped reading past ``max_buffered``."""
+        if self._closing or self._lost or not self._attached:
+            return
+        data = self._cache.frames(messages)
+        if self._held is not None:
+            self._held += len(data)
+            if self._held > self._server.policy.max_buffered:
+                self._too_slow(len(messages))
+                return
+        observers = self._observers
+        if observers:
+            observers.message_out(self._server, self, len(messages), len(data))
+        self._channel.write(data)
+
+    def _close_now(self) -> None:
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        if self._end_reason is LinkEnd.SLOW or self._ws is None:
+            self._channel.abortConnection()
+            return
+        if self._end_reason is LinkEnd.OVERSIZE:
+            code = CLOSE_TOO_BIG
+        elif self._server.state in (State.CLOSING, State.CLOSED):
+            code = CLOSE_GOING_AWAY
+        else:
+            code = CLOSE_NORMAL
+        self._ws.loseConnection(code)
+        self._grace = self._channel.reactor.callLater(CLOSE_GRACE_SECONDS, self._cut)
+
+    def _cut(self) -> None:
+        self._grace = None
+        _log.info("{link} did not close within {grace} s; cutting it", link=self, grace=CLOSE_GRACE_SECONDS)
+        self._channel.abortConnection()
+
+    def _too_slow(self, count: int) -> None:
+        limit = self._server.policy.max_buffered
+        if self._server.policy.slow_policy == "drop":
+            if not self.dropped_messages:
+                _log.warn("{link} is not reading; dropping messages for it", link=self)
+            self.dropped_messages += count
+            if self._observers:
+                self._observers.dropped(self._server, self, count)
+            return
+        error = SlowPeer(f"{self} stopped reading with over {limit} bytes waiting; disconnecting it")
+        self._server.drop(self, error, LinkEnd.SLOW)
+
+    # WebSocketProtocol: what Twisted's WebSocket resource tells the link.
+
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:
+        self._ws = transport
+
+    def negotiationFinished(self) -> None:
+        """The handshake is done: join the server, and start counting what the peer sends."""
+        try:
+            self._server.attach(self)
+        except RuntimeError:  # the server is closing or closed
+            self._closing = True
+            if self._ws is not None:
+                self._ws.loseConnection(CLOSE_GOING_AWAY)
+            return
+        self._attached = True
+        self._request.registerProducer(self, True)
+        self._channel.meter(self._server.max_message, self._too_big)
+
+    def textMessageReceived(self, message: str) -> None:
+        self._received(message.encode())
+
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
+        self._received(bytes(data))
+
+    def pongReceived(self, payload: bytes) -> None:
+        """Pongs carry nothing for the relay."""
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
+        self._grace = None
+        if self._attached:
+            self._server.detach(self)
+        self._lost = True
+
+    def _received(self, msg: bytes) -> None:
+        if not self._attached or self._lost:
+            return
+        try:
+            data = self.frame(msg)
+        except ValueError as error:
+            self.dropped_messages += 1
+            if not self._warned_separator:
+                self._warned_separator = True
+                _log.warn("{link}: message dropped, {error}", link=self, error=error)
+            return
+        self._server.feed(self, data)
+
+    def _too_big(self, limit: int) -> None:
+        """The meter saw a message grow past ``max_message``: end the link with 1009."""
+        self._server.drop(self, MessageTooLong(limit + 1, limit))
+
+    # IPushProducer: the request's transport says when the browser stops reading, and when it reads again.
+
+    def pauseProducing(self) -> None:
+        if self._held is None:
+            self._held = 0
+
+    def resumeProducing(self) -> None:
+        self._held = None
+
+    def stopProducing(self) -> None:
+        """The transport is going away; ``connectionLost`` reports it."""
