@@ -69,8 +69,16 @@ class WsPeer(Waitable):
         self._fragments: list[bytes] = []
         self._opcode = 0
 
-    async def connect(self, port: int) -> WsPeer:
-        await connect(self.wire, port, TIMEOUT)
+    async def connect(self, port: int, tls: Any = None) -> WsPeer:
+        """Connect on loopback, over TLS with ``tls`` (a client's connection creator), and upgrade."""
+        if tls is None:
+            await connect(self.wire, port, TIMEOUT)
+        else:
+            from twisted.internet import reactor
+            from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+
+            endpoint = wrapClientTLS(tls, TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5))
+            await connectProtocol(endpoint, self.wire).addTimeout(TIMEOUT, reactor)
         await self.when(lambda: self.status is not None or self.lost, "the handshake's answer")
         return self
 

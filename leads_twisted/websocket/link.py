@@ -64,6 +64,8 @@ class WebSocketLink(ConnectionBase):
         self._close_requested = False
         self._held: int | None = None
         self._grace: Any = None
+        #: Writes to the connection under the HTTP channel (TCP or TLS), set once the link is up.
+        self._wire_write: Any = channel.write
         self._warned_separator = False
         self.dropped_messages: int = 0
         peer = channel.getPeer()
@@ -112,7 +114,7 @@ class WebSocketLink(ConnectionBase):
         observers = self._observers
         if observers:
             observers.message_out(self._server, self, len(messages), len(data))
-        self._channel.write(data)
+        self._wire_write(data)
 
     def _close_now(self) -> None:
         if self._closing or self._lost:
@@ -153,15 +155,17 @@ class WebSocketLink(ConnectionBase):
         self._ws = transport
 
     def negotiationFinished(self) -> None:
-        """The handshake is done: join the server, and start counting what the peer sends."""
+        """The handshake is done: join the server (``on_connect`` may already send), and meter the peer."""
+        self._wire_write = self._channel.transport.write  # past the wrapper, which would only pass it on
+        self._attached = True
         try:
             self._server.attach(self)
         except RuntimeError:  # the server is closing or closed
+            self._attached = False
             self._closing = True
             if self._ws is not None:
                 self._ws.loseConnection(CLOSE_GOING_AWAY)
             return
-        self._attached = True
         self._request.registerProducer(self, True)
         self._channel.meter(self._server.max_message, self._too_big)
 

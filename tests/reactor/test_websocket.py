@@ -220,3 +220,53 @@ async def test_the_page_is_served_from_the_package(net):
     assert response.headers.getRawHeaders(b"content-type") == [b"text/html; charset=utf-8"]
     script = await agent.request(b"GET", (base + "app.js").encode())
     assert script.code == 200 and b"requestAnimationFrame" in await readBody(script)
+
+
+class Greeter(Recorder):
+    def on_connect(self, service, connection):
+        super().on_connect(service, connection)
+        connection.send(b"welcome")
+
+
+@pytest_twisted.ensureDeferred
+async def test_on_connect_can_greet_a_browser_and_a_thread_can_send_to_it(net):
+    seen = Greeter()
+    server = await net.server(seen)
+    gate = WebSocketGate(server, f"tcp:0:interface={LOOPBACK}")
+    await gate.listen()
+    net.ports.append((GatePort(gate), SimpleNamespace(peers=[])))
+    peer = await browser(gate)
+    await peer.when_messages(1)
+    assert peer.messages == [b"welcome"]
+    [link] = seen.of("connect")
+    from twisted.internet.threads import deferToThread
+
+    await deferToThread(link.send, b"from a thread")
+    await peer.when_messages(2)
+    assert peer.messages[1] == b"from a thread"
+    with pytest.raises(ValueError):
+        link.send(b"a;b")
+
+
+@pytest_twisted.ensureDeferred
+async def test_wss_with_the_servers_certificate(net, tmp_path):
+    from support_net import make_pki
+
+    from leads_twisted.comm import TLSOptions
+
+    pki = make_pki(tmp_path, "wss")
+    server, _, seen, _ = await relay(net)
+    gate = WebSocketGate(
+        server, f"tcp:0:interface={LOOPBACK}", tls=TLSOptions(pki.server.certificate, pki.server.private_key)
+    )
+    await gate.listen()
+    net.ports.append((GatePort(gate), SimpleNamespace(peers=[])))
+    assert gate.url("ws").startswith("wss://")
+    trusting = TLSOptions(ca_certificate=pki.ca).client_options("127.0.0.1")
+    first = await WsPeer().connect(ws_port(gate), tls=trusting)
+    second = await WsPeer().connect(ws_port(gate), tls=trusting)
+    assert (first.status, second.status) == (101, 101)
+    await joined(seen, 2)
+    first.send_text("over tls")
+    await second.when_messages(1)
+    assert second.messages == [b"over tls"]
