@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from debian_packages import need_debian_packages
-from interop.conftest import original_python  # noqa: F401 - the fixture, shared with the interop tests
 from support import REPO_ROOT
+
+from ..interop.conftest import original_python  # noqa: F401 - the fixture, shared with the interop tests
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -6,8 +6,8 @@ import re
 import signal
 
 import pytest
-from daemon.twistd_harness import Client, Daemons
 
+from ..daemon.twistd_harness import Client, Daemons
 from .blocking_ws import BlockingWs
 
 
@@ -43,7 +43,7 @@ def test_the_callback_sees_browsers_and_the_relay_reaches_tcp_clients(daemons):
 
 
 def test_a_bad_websocket_endpoint_is_one_line(tmp_path):
-    from daemon.twistd_harness import run_twistd
+    from ..daemon.twistd_harness import run_twistd
 
     done = run_twistd("--port", "0", "--websocket", "tcp:notaport", cwd=tmp_path)
     assert done.returncode != 0

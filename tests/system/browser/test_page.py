@@ -10,23 +10,32 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from daemon.twistd_harness import Daemons
 from support import Script
 
+from ..daemon.twistd_harness import Daemons
 from .conftest import artifacts
 
 # The first use makes the 0.9.7 venv (a download); the browser tests themselves take seconds.
 pytestmark = pytest.mark.timeout(400)
 
 VEHICLE = """
-import sys, time
+import sys, threading, time
 from leads.comm import Callback, create_client, start_client
 
 class Vehicle(Callback):
+    def __init__(self):
+        super().__init__()
+        self.connected = threading.Event()
+
+    def on_connect(self, service, connection):
+        self.connected.set()
+
     def on_receive(self, service, msg):
         print("GOT " + msg.decode(errors="replace"), flush=True)
 
-client = start_client("127.0.0.1", create_client(int(sys.argv[1]), Vehicle()), True)
+vehicle = Vehicle()
+client = start_client("127.0.0.1", create_client(int(sys.argv[1]), vehicle), True)
+assert vehicle.connected.wait(30), "not connected"  # 0.9.7 returns before the link is up
 print("CONNECTED", flush=True)
 deadline = time.monotonic() + 90  # bounded: the test ends it long before
 i = 0
