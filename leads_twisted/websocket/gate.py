@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import IListeningPort
@@ -90,12 +90,12 @@ class WebSocketGate:
 
     def start(self) -> WebSocketGate:
         """From any thread but the reactor's: listen, and return once listening. Raises ``OSError`` if not."""
-        self._runner.call(self.listen, timeout=CALL_TIMEOUT_SECONDS)
+        self._runner.call(cast(Any, self.listen), timeout=CALL_TIMEOUT_SECONDS)
         return self
 
     def close(self) -> None:
         """From any thread but the reactor's: stop listening."""
-        self._runner.call(self.stop_listening, timeout=CALL_TIMEOUT_SECONDS)
+        self._runner.call(cast(Any, self.stop_listening), timeout=CALL_TIMEOUT_SECONDS)
 
     def listening_ports(self) -> list[IListeningPort]:
         """The ports listened on, once listening."""
@@ -103,7 +103,7 @@ class WebSocketGate:
 
     def url(self, scheme: str = "http") -> str:
         """The page's address on the first port, for messages and tests (``ws`` gives the stream's)."""
-        host = self._ports[0].getHost()
+        host: Any = self._ports[0].getHost()
         secure = self._tls is not None
         scheme = {"http": "https", "ws": "wss"}.get(scheme, scheme) if secure else scheme
         address = f"[{host.host}]" if ":" in host.host else host.host

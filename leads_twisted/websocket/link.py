@@ -156,7 +156,9 @@ class WebSocketLink(ConnectionBase):
 
     def negotiationFinished(self) -> None:
         """The handshake is done: join the server (``on_connect`` may already send), and meter the peer."""
-        self._wire_write = self._channel.transport.write  # past the wrapper, which would only pass it on
+        wire = self._channel.transport
+        assert wire is not None, "a channel upgraded to WebSocket is connected"
+        self._wire_write = wire.write  # past the wrapper, which would only pass it on
         self._attached = True
         try:
             self._server.attach(self)

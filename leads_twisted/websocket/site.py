@@ -65,10 +65,10 @@ class MeteredChannel(ProtocolWrapper):
             self._over(self._limit)
 
 
-class WebSocketSite(WrappingFactory):
+class WebSocketSite(WrappingFactory[MeteredChannel]):
     """The factory for the endpoint: a twisted.web ``Site`` behind ``MeteredChannel``s."""
 
-    protocol = MeteredChannel  # type: ignore[assignment]
+    protocol = MeteredChannel
     noisy = False
 
     def __init__(self, site: Site, reactor: Any) -> None:
@@ -165,7 +165,8 @@ class Root(Resource):
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"" and self._page:
             return self._index
-        return super().getChild(path, request)
+        child: Resource = super().getChild(path, request)
+        return child
 
 
 def make_site(server: Server, runner: ReactorRunner, origins: Iterable[str] = (), page: bool = True) -> WebSocketSite:
