@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -148,3 +149,28 @@ def test_a_page_from_a_foreign_origin_is_refused(daemon, chromium):
     finally:
         foreign.shutdown()
         foreign.server_close()
+
+
+def test_a_thousand_messages_a_second_do_not_make_the_page_fall_behind(daemon, chromium):
+    from selenium.webdriver.common.by import By
+
+    from ..daemon.twistd_harness import Client
+
+    chromium.get(page_url(daemon))
+    wait_for(chromium, lambda d: d.find_element(By.ID, "state").get_attribute("data-state") == "open", "open")
+    sender = Client(daemon.port)
+    try:
+        started = time.monotonic()
+        rates = []
+        for tick in range(300):  # 3 s at 1,000 messages/s, in bursts of 10 every 10 ms
+            sender.send(*(b"n=%d" % (tick * 10 + k) for k in range(10)))
+            if tick % 50 == 49:
+                rates.append(int(chromium.find_element(By.ID, "rate").text.split()[0]))
+            time.sleep(max(0.0, started + (tick + 1) * 0.01 - time.monotonic()))
+        sent_at = time.monotonic()
+        wait_for(chromium, lambda d: field(d, "n") == "2999", "the last value", timeout=5)
+        lag = time.monotonic() - sent_at
+    finally:
+        sender.close()
+    assert lag < 1.0, f"the page showed the last of 3,000 messages {lag:.2f} s after it was sent"
+    assert max(rates) >= 500, f"msg/s shown during the burst: {rates}"
