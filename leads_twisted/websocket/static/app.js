@@ -131,9 +131,15 @@
     context.clearRect(0, 0, width, height);
     context.strokeStyle = "rgba(128,128,128,.25)";
     context.lineWidth = 1;
+    context.fillStyle = "rgba(128,128,128,.9)";
+    context.font = "11px system-ui, sans-serif";
     for (let second = 0; second <= 60; second += 10) {  // a line every 10 s, newest at the right
       const x = width - (second * 1000 / WINDOW_MS) * width;
       context.beginPath(); context.moveTo(x, 0); context.lineTo(x, height); context.stroke();
+      if (second % 30 === 0) {
+        context.textAlign = second === 0 ? "right" : second === 60 ? "left" : "center";
+        context.fillText(second === 0 ? "now" : "-" + second + " s", x, height - 1);
+      }
     }
     let points = 0;
     legend.textContent = "";
