@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from leads_twisted.comm import Server
     from leads_twisted.websocket.frames import FrameCache
     from leads_twisted.websocket.site import MeteredChannel
+    from leads_twisted.websocket.turn_writer import TurnWriter
 
 _log = Logger(namespace="leads_twisted.websocket")
 
@@ -51,6 +52,7 @@ class WebSocketLink(ConnectionBase):
         request: Request,
         channel: MeteredChannel,
         cache: FrameCache,
+        writer: TurnWriter,
         in_reactor_thread: Callable[[], bool],
     ) -> None:
         super().__init__(server.separator, server.policy.encoder)
@@ -59,6 +61,7 @@ class WebSocketLink(ConnectionBase):
         self._request = request
         self._channel = channel
         self._cache = cache
+        self._writer = writer
         self._ws: WebSocketTransport | None = None
         self._attached = False
         self._close_requested = False
@@ -114,15 +117,22 @@ class WebSocketLink(ConnectionBase):
         observers = self._observers
         if observers:
             observers.message_out(self._server, self, len(messages), len(data))
-        self._wire_write(data)
+        self._writer.write(self, data)
+
+    def put_on_wire(self, data: bytes) -> None:
+        """The writer's end of a turn: this link's bytes of the turn, in one write."""
+        if not self._lost:
+            self._wire_write(data)
 
     def _close_now(self) -> None:
         if self._closing or self._lost:
             return
         self._closing = True
         if self._end_reason is LinkEnd.SLOW or self._ws is None:
+            self._writer.forget(self)
             self._channel.abortConnection()
             return
+        self._writer.flush(self)  # what was sent before the close goes first
         if self._end_reason is LinkEnd.OVERSIZE:
             code = CLOSE_TOO_BIG
         elif self._server.state in (State.CLOSING, State.CLOSED):
@@ -181,6 +191,7 @@ class WebSocketLink(ConnectionBase):
         """Pongs carry nothing for the relay."""
 
     def connectionLost(self, reason: Failure) -> None:
+        self._writer.forget(self)
         if self._grace is not None and self._grace.active():
             self._grace.cancel()
         self._grace = None

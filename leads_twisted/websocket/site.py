@@ -17,6 +17,7 @@ from leads_twisted.comm import Server
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.websocket.frames import FrameCache, FrameMeter
 from leads_twisted.websocket.link import WebSocketLink
+from leads_twisted.websocket.turn_writer import TurnWriter
 
 #: Where the stream is served; the page is at ``/``.
 STREAM_PATH = b"ws"
@@ -114,6 +115,7 @@ class StreamResource(Resource):
         self._in_reactor_thread = in_reactor_thread
         self._origins = origins
         self._cache = FrameCache()
+        self._writer: TurnWriter | None = None
         self._upgrade = WebSocketResource(self)
 
     def render_GET(self, request: Request) -> bytes | int:
@@ -128,7 +130,9 @@ class StreamResource(Resource):
         """Twisted's resource asks for the protocol of an accepted upgrade: a link of the server."""
         channel = request.channel.transport
         assert isinstance(channel, MeteredChannel), "the stream is served through WebSocketSite only"
-        return WebSocketLink(self._server, request, channel, self._cache, self._in_reactor_thread)
+        if self._writer is None:
+            self._writer = TurnWriter(channel.reactor)
+        return WebSocketLink(self._server, request, channel, self._cache, self._writer, self._in_reactor_thread)
 
 
 class StaticFile(Resource):
