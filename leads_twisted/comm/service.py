@@ -391,13 +391,7 @@ class Service(ABC):
         """End an attached link for breaking a rule its transport enforces itself (a WebSocket message over
         ``max_message``, a peer too slow): ``error`` goes to ``on_fail``, the link is closed and forgotten at
         once, and observers hear ``reason``. In the reactor thread; a link already ended is left alone."""
-        _log.error("dropping {connection}: {error}", connection=connection, error=error)
-        self._report(error)
-        if connection._lost:
-            return
-        connection._end_reason = reason
-        connection._close_now()
-        self.detach(connection)
+        self._connection_broke_rules(connection, error, reason)
 
     @property
     def policy(self) -> LinkPolicy:
@@ -474,7 +468,9 @@ class Service(ABC):
         finally:
             batch.end()
 
-    def _connection_broke_rules(self, connection: ConnectionBase, error: Exception) -> None:
+    def _connection_broke_rules(
+        self, connection: ConnectionBase, error: Exception, reason: LinkEnd = LinkEnd.OVERSIZE
+    ) -> None:
         """A peer sent what the framing refuses (or what the memory budget cannot hold): drop that link alone
         and say why, naming the peer (one line per interval in a flood)."""
         peer, text = str(connection), escape(error)
@@ -483,7 +479,7 @@ class Service(ABC):
         self._report(about_peer(error, peer, logged=True))
         if connection._lost:
             return
-        connection._end_reason = LinkEnd.OVERSIZE
+        connection._end_reason = reason
         if isinstance(connection, Connection):
             connection._closing = True
             connection._transport.abortConnection()

@@ -65,15 +65,22 @@ class FrameCache:
 
 class FrameMeter:
     """Follows the frames a peer sends and says when one message (its data frames added up) grows past
-    ``limit`` bytes; control frames do not count. It looks at headers and skips payloads by length."""
+    ``limit`` bytes; control frames do not count. It looks at headers and skips payloads by length.
 
-    __slots__ = ("_head", "_limit", "_message", "_payload_left")
+    ``held`` is what the peer has sent so far of a message not yet whole: what the WebSocket layer buffers for
+    it, for the server's memory budget.
+    """
+
+    __slots__ = ("_data_frame", "_fin", "_head", "_limit", "_message", "_payload_left", "held")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._head = bytearray()
         self._payload_left = 0
+        self._data_frame = False
+        self._fin = False
         self._message = 0
+        self.held = 0
 
     def feed(self, data: bytes) -> int | None:
         """Account for ``data``: None if every message in it is within the limit, else how many of its bytes
@@ -84,6 +91,10 @@ class FrameMeter:
                 taken = min(self._payload_left, end - index)
                 self._payload_left -= taken
                 index += taken
+                if self._data_frame:
+                    self.held += taken
+                    if not self._payload_left:
+                        self._frame_done()
                 continue
             header_start = index - len(self._head)
             need = self._header_length() - len(self._head)
@@ -111,12 +122,19 @@ class FrameMeter:
         elif size == 127:
             size = struct.unpack_from("!Q", head, 2)[0]
         self._payload_left = size
-        opcode = head[0] & 0x0F
-        if opcode >= 0x8:
-            return True  # ping, pong, close: at most 125 bytes, and never part of a message
+        self._data_frame = (head[0] & 0x0F) < 0x8  # ping, pong, close: at most 125 bytes, never part of a message
+        if not self._data_frame:
+            return True
+        self._fin = bool(head[0] & 0x80)
         self._message += size
         if self._message > self._limit:
             return False
-        if head[0] & 0x80:
-            self._message = 0  # FIN: the next data frame starts a new message
+        if not size:
+            self._frame_done()
         return True
+
+    def _frame_done(self) -> None:
+        """A data frame's payload is all in; after the last frame of a message, the next one starts anew."""
+        if self._fin:
+            self._message = 0
+            self.held = 0

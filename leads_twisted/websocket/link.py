@@ -16,8 +16,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from leads_twisted.comm import ConnectionBase, LinkEnd, MessageTooLong, SlowPeer
+from leads_twisted.comm import ConnectionBase, LinkEnd, SlowPeer
 from leads_twisted.comm.connection import CLOSE_GRACE_SECONDS
+from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
 from leads_twisted.comm.service import State
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class WebSocketLink(ConnectionBase):
         self._channel = channel
         self._cache = cache
         self._writer = writer
+        self._budget: MemoryBudget | None = server.memory_budget
         self._ws: WebSocketTransport | None = None
         self._attached = False
         self._close_requested = False
@@ -114,6 +116,8 @@ class WebSocketLink(ConnectionBase):
             if self._held > self._server.policy.max_buffered:
                 self._too_slow(len(messages))
                 return
+            if self._budget is not None:
+                self._budget.add(self, len(data))
         observers = self._observers
         if observers:
             observers.message_out(self._server, self, len(messages), len(data))
@@ -179,7 +183,7 @@ class WebSocketLink(ConnectionBase):
                 self._ws.loseConnection(CLOSE_GOING_AWAY)
             return
         self._request.registerProducer(self, True)
-        self._channel.meter(self._server.max_message, self._too_big)
+        self._channel.meter(self._server.max_message, self._broke_rules, self._budget)
 
     def textMessageReceived(self, message: str) -> None:
         self._received(message.encode())
@@ -192,6 +196,8 @@ class WebSocketLink(ConnectionBase):
 
     def connectionLost(self, reason: Failure) -> None:
         self._writer.forget(self)
+        if self._budget is not None:
+            self._budget.release(self)
         if self._grace is not None and self._grace.active():
             self._grace.cancel()
         self._grace = None
@@ -212,9 +218,17 @@ class WebSocketLink(ConnectionBase):
             return
         self._server.feed(self, data)
 
-    def _too_big(self, limit: int) -> None:
-        """The meter saw a message grow past ``max_message``: end the link with 1009."""
-        self._server.drop(self, MessageTooLong(limit + 1, limit))
+    def _broke_rules(self, error: Exception) -> None:
+        """A message grew past ``max_message``, or past what the memory budget holds: end the link with 1009."""
+        self._server.drop(self, error, LinkEnd.OVERSIZE)
+
+    def drop_for_memory(self, held: int, total: int, limit: int) -> None:
+        """The server's memory budget is over, and this browser, not reading, is among those holding the most."""
+        error = MemoryBudgetExceeded(
+            f"{self} stopped reading with {held} bytes waiting while all peers held {total}, over max_memory "
+            f"({limit}); disconnecting it"
+        )
+        self._server.drop(self, error, LinkEnd.SLOW)
 
     # IPushProducer: the request's transport says when the browser stops reading, and when it reads again.
 
@@ -224,6 +238,8 @@ class WebSocketLink(ConnectionBase):
 
     def resumeProducing(self) -> None:
         self._held = None
+        if self._budget is not None:
+            self._budget.release(self)
 
     def stopProducing(self) -> None:
         """The transport is going away; ``connectionLost`` reports it."""

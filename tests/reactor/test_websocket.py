@@ -270,3 +270,46 @@ async def test_wss_with_the_servers_certificate(net, tmp_path):
     first.send_text("over tls")
     await second.when_messages(1)
     assert second.messages == [b"over tls"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_memory_budget_drops_the_browser_holding_most_of_an_unfinished_message(net):
+    from leads_twisted.comm.memory_budget import MemoryBudgetExceeded
+
+    server, gate, seen, _ = await relay(net, max_message=1024 * 1024, max_memory=128 * 1024)
+    tcp = await net.raw_peer(server.port())
+    smaller = await browser(gate)
+    bigger = await browser(gate)
+    await joined(seen, 3)
+    smaller.send_frame(TEXT, b"s" * 60_000, fin=False)
+    bigger.send_frame(TEXT, b"b" * 90_000, fin=False)
+    await bigger.when_closed()
+    assert bigger.close_code == 1009
+    [error] = seen.of("fail")
+    assert isinstance(error, MemoryBudgetExceeded), error
+    smaller.send_frame(CONTINUATION, b"!")  # the smaller message, now whole, goes on
+    smaller.send_text("still here")
+    await tcp.when_messages(2)
+    assert tcp.messages == [b"s" * 60_000 + b"!", b"still here"] and not smaller.lost
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_memory_budget_drops_a_browser_that_stopped_reading(net):
+    from leads_twisted.comm.memory_budget import MemoryBudgetExceeded
+
+    server, gate, seen, ends = await relay(net, max_buffered=64 * 1024 * 1024, max_memory=512 * 1024)
+    slow = await browser(gate)
+    reader = WsPeer(keep=False)
+    await reader.connect(ws_port(gate))
+    await joined(seen, 2)
+    slow.transport.pauseProducing()
+    chunk, sent = b"m" * 16384, 0
+    while sent < 8000 and not ends.ends:  # at most 128 MiB offered
+        for _ in range(4):
+            server.broadcast(chunk)
+        sent += 4
+        await reader.when_messages(sent)
+    assert ends.ends and ends.ends[0][1] is LinkEnd.SLOW
+    assert any(isinstance(error, MemoryBudgetExceeded) for error in seen.of("fail"))
+    assert sent * len(chunk) < kernel_buffers() + 512 * 1024 + 4 * 64 * 1024, "dropped at max_memory, not max_buffered"
+    slow.transport.resumeProducing()

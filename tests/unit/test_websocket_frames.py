@@ -76,3 +76,18 @@ def test_the_meter_refuses_from_a_header_alone():
     header = client_frame(BINARY, b"", length=1 << 40)
     assert FrameMeter(8 * 1024 * 1024).feed(header) == 0
     assert FrameMeter(1 << 41).feed(header) is None
+
+
+def test_the_meter_says_what_an_unfinished_message_holds():
+    meter = FrameMeter(1000)
+    first = client_frame(TEXT, b"a" * 100, fin=False)
+    meter.feed(first)
+    assert meter.held == 100
+    last = client_frame(CONTINUATION, b"b" * 50)
+    meter.feed(last[:-20])
+    assert meter.held == 130
+    meter = FrameMeter(1000)
+    meter.feed(first + client_frame(PING, b"p") + last)
+    assert meter.held == 0, "the message is whole: nothing held for it"
+    meter.feed(client_frame(BINARY, b""))
+    assert meter.held == 0
