@@ -49,3 +49,14 @@ def test_a_bad_websocket_endpoint_is_one_line(tmp_path):
     assert done.returncode != 0
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("twistd leads-comm: --websocket tcp:notaport:"), done.stderr
+
+
+def test_websocket_origin_lets_a_named_page_in_and_keeps_others_out(daemons):
+    daemon = daemons.start(
+        "--port", "0", "--interface", "127.0.0.1", "--websocket", "tcp:0:interface=127.0.0.1",
+        "--websocket-origin", "https://dash.example.org",
+    )  # fmt: skip
+    port = page_port(daemon)
+    assert BlockingWs(port, origin="https://dash.example.org").status == 101
+    assert BlockingWs(port, origin=f"http://127.0.0.1:{port}").status == 101  # the page's own origin
+    assert BlockingWs(port, origin="https://elsewhere.example.com").status == 403
