@@ -27,8 +27,9 @@ def artifacts() -> Path:
 
 
 @pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[object]:
+def chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     need_debian_packages(("chromium", "chromium-driver"), (CHROMIUM, CHROMEDRIVER))
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Debian's browser and driver only: Selenium must fetch nothing
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
