@@ -21,6 +21,7 @@ from leads_twisted.comm.link_policy import DEFAULT_MAX_BUFFERED
 from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY
 from leads_twisted.comm.server import parse_allow
 from leads_twisted.comm.tls import TLSOptions, TLSSelfCheckFailed
+from leads_twisted.daemon.bridge import with_bridge
 from leads_twisted.daemon.host_runner import HostRunner
 from leads_twisted.daemon.loader import CallbackNotLoaded, load_callback_class, make_callback
 from leads_twisted.daemon.modes import MODES, Chained
@@ -206,6 +207,52 @@ class Options(usage.Options):
 
     opt_c = opt_callback
 
+    # --- MQTT bridge ---
+    # Read with options.get in leads_twisted.daemon.bridge, so these keys exist only when given.
+
+    def opt_bridge(self, url: str) -> None:
+        """mqtt://HOST[:PORT] or mqtts://HOST[:PORT]: publish each client's message to leads/NAME/up and send
+        leads/NAME/down to every client (needs --vehicle and paho-mqtt)"""
+        self["bridge"] = url
+
+    def opt_vehicle(self, name: str) -> None:
+        """this vehicle's name in the bridge's topics (leads/NAME/...) and MQTT client id"""
+        self["vehicle"] = name
+
+    def opt_bridge_topic(self, root: str) -> None:
+        """topic root of the bridge instead of leads/NAME"""
+        self["bridge-topic"] = root
+
+    def opt_bridge_qos(self, value: str) -> None:
+        """MQTT QoS of the messages published to up, 0 or 1 [default: 0]"""
+        self["bridge-qos"] = _number("--bridge-qos", value, 0, 1)
+
+    def opt_bridge_retain(self) -> None:
+        """publish up messages retained, so a dashboard that joins late sees the last one at once"""
+        self["bridge-retain"] = True
+
+    def opt_bridge_queue(self, value: str) -> None:
+        """bytes of up messages kept while the broker is away; past it the oldest are dropped [default: 8388608]"""
+        self["bridge-queue"] = _number("--bridge-queue", value, 0, None)
+
+    def opt_bridge_credentials(self, path: str) -> None:
+        """file with the broker user name on its first line and the password on its second"""
+        self["bridge-credentials"] = _readable("--bridge-credentials", path)
+
+    def opt_bridge_ca(self, path: str) -> None:
+        """PEM CA certificate that signed the mqtts:// broker's certificate [default: the system's CAs]"""
+        self["bridge-ca"] = _readable("--bridge-ca", path)
+
+    def opt_bridge_certificate(self, path: str) -> None:
+        """PEM certificate the bridge presents to an mqtts:// broker that asks for one (needs --bridge-key)"""
+        self["bridge-certificate"] = _readable("--bridge-certificate", path)
+
+    def opt_bridge_key(self, path: str) -> None:
+        """PEM private key of --bridge-certificate"""
+        self["bridge-key"] = _readable("--bridge-key", path)
+
+    # --- end of MQTT bridge ---
+
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """Parse, or end the process with one line saying what is wrong."""
         try:
@@ -249,7 +296,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     # twist always runs in the foreground and has no such option; twistd forks unless told --nodaemon.
     foreground = twistd is None or bool(twistd.get("nodaemon", True))
     comm = CommService(server, reactor, Notifier.from_environment(), options["mode"], foreground)
-    return with_websocket(options, comm, server, reactor, foreground)
+    return with_bridge(options, with_websocket(options, comm, server, reactor, foreground), server, reactor)
 
 
 def _check_endpoint(reactor: Any, description: str) -> None:

@@ -1,0 +1,283 @@
+"""``MQTTBridge``: a server's local traffic to and from an MQTT broker, for fleets and remote dashboards.
+
+Every message a local client sends is published to ``<root>/up``; every message on ``<root>/down`` goes to
+every local client as the relay would send a client's message; ``<root>/status`` is ``online`` (retained)
+while the bridge is connected and ``offline`` otherwise (the broker publishes that through the Last Will when
+the vehicle vanishes). What came from ``down`` is sent with ``Server.broadcast``, which observers never see
+as ``message_in``, so it can never go back ``up``.
+
+The vehicle never waits for the broker: the bridge watches the server through the observer seam, runs in the
+reactor thread, and while the broker is away it keeps ``up`` messages in a queue bounded in bytes (oldest
+dropped and counted) and retries with jittered backoff.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage, MQTTv311
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from twisted.internet.base import DelayedCall
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python import threadable
+
+from leads_twisted.bridge.paho_reactor import ReactorDriver
+from leads_twisted.bridge.settings import BrokerAddress, check_topic_root, check_vehicle, parse_broker_url
+from leads_twisted.bridge.up_queue import DEFAULT_QUEUE_BYTES, UpQueue
+from leads_twisted.comm import Backoff, ConnectionBase, Observer, Server, Service
+
+_log = Logger(namespace="leads_twisted.bridge")
+
+#: ``up`` messages handed to paho and not yet confirmed (written for QoS 0, acknowledged for QoS 1).
+WINDOW: int = 256
+#: Seconds between the broker's PINGs when nothing else flows; also how fast a silent broker is noticed.
+KEEPALIVE: int = 15
+#: Seconds a connection attempt may take; the reactor waits for paho's connect (see docs/fleet.md).
+CONNECT_TIMEOUT: float = 2.0
+#: Seconds ``stop`` waits for the ``offline`` status and the disconnect to be written.
+STOP_TIMEOUT: float = 2.0
+
+
+class _Watcher(Observer):
+    """The bridge's ear on one server: every message a local client sends, nothing else."""
+
+    def __init__(self, server: Server, bridge: MQTTBridge) -> None:
+        self._server = server
+        self._bridge = bridge
+
+    def message_in(self, service: Service, connection: ConnectionBase, msg: bytes) -> None:
+        if service is self._server:
+            self._bridge.send_up(msg)
+
+
+class MQTTBridge:
+    """Bridges ``server`` to the broker at ``url`` (``mqtt://HOST[:PORT]`` or ``mqtts://``) as ``vehicle``.
+
+    ``topic`` replaces the root ``leads/<vehicle>``; ``qos`` (0 or 1) and ``retain`` apply to ``up``;
+    ``queue_bytes`` bounds what waits for the broker; ``username``/``password`` log in; ``tls`` is the client
+    context for ``mqtts://`` (``settings.tls_context`` makes one; the system's CAs by default). Call ``start``
+    and ``stop``; the counters (``published``, ``dropped``, ``received``...) are read in the reactor thread.
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        url: str,
+        vehicle: str,
+        *,
+        topic: str | None = None,
+        qos: int = 0,
+        retain: bool = False,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        backoff: Backoff | None = None,
+        reactor: Any = None,
+    ) -> None:
+        if qos not in (0, 1):
+            raise ValueError(f"the bridge's QoS must be 0 or 1, not {qos!r}")
+        if reactor is None:
+            from twisted.internet import reactor
+        self.broker: BrokerAddress = parse_broker_url(url)
+        self.vehicle: str = check_vehicle(vehicle)
+        root = check_topic_root(topic if topic is not None else f"leads/{vehicle}")
+        self.up_topic, self.down_topic, self.status_topic = f"{root}/up", f"{root}/down", f"{root}/status"
+        self.qos: int = qos
+        self.retain: bool = retain
+        self.published: int = 0  #: ``up`` messages the broker has (acknowledged for QoS 1, written for QoS 0)
+        self.received: int = 0  #: ``down`` messages handed to the local clients
+        self.rejected: int = 0  #: ``down`` messages that could not be framed for the clients (logged)
+        self._server = server
+        self._reactor = reactor
+        self._queue = UpQueue(queue_bytes)
+        self._unconfirmed: dict[int, bytes] = {}
+        self._delay = (backoff or Backoff()).policy()
+        self._failures = 0
+        self._retry: DelayedCall | None = None
+        self._running = False
+        self._connected = False
+        self._stopped: Deferred[None] | None = None
+        self._client = self._make_client(username, password, tls)
+        self._driver = ReactorDriver(self._client, reactor)
+        self._watcher = _Watcher(server, self)
+
+    def _make_client(self, username: str | None, password: str | None, tls: ssl.SSLContext | None) -> Client:
+        client = Client(CallbackAPIVersion.VERSION2, client_id=f"leads-{self.vehicle}", protocol=MQTTv311)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.max_inflight_messages_set(WINDOW)
+        client.connect_timeout = CONNECT_TIMEOUT
+        client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        if username is not None:
+            client.username_pw_set(username, password)
+        if self.broker.tls:
+            client.tls_set_context(tls if tls is not None else ssl.create_default_context())
+        client.connect_async(self.broker.host, self.broker.port, KEEPALIVE)
+        return client
+
+    # Counters, read in the reactor thread.
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker has accepted the bridge."""
+        return self._connected
+
+    @property
+    def dropped(self) -> int:
+        """``up`` messages dropped, oldest first, because the queue was at its bound."""
+        return self._queue.dropped
+
+    @property
+    def queued(self) -> int:
+        """``up`` messages waiting for the broker."""
+        return len(self._queue) + len(self._unconfirmed)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of ``up`` messages waiting in the bounded queue (those already with paho not counted)."""
+        return self._queue.bytes
+
+    # Life.
+
+    def start(self) -> None:
+        """Watch the server and connect; from any thread. Never fails for the broker's sake: it retries."""
+        if not threadable.isInIOThread():  # type: ignore[no-untyped-call]
+            self._reactor.callFromThread(self.start)
+            return
+        if self._running:
+            return
+        self._running = True
+        self._server.add_observer(self._watcher)
+        _log.info("bridge: connecting to {broker} as {topic}", broker=str(self.broker), topic=self.up_topic)
+        self._attempt()
+
+    def stop(self) -> Deferred[None]:
+        """Stop watching, say ``offline`` and disconnect; the Deferred fires once that is written (or after
+        ``STOP_TIMEOUT``). In the reactor thread."""
+        if self._stopped is not None:
+            return self._stopped
+        self._running = False
+        self._server.remove_observer(self._watcher)
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        if not self._connected:
+            self._stopped = succeed(None)
+            return self._stopped
+        self._stopped = Deferred()
+        self._client.publish(self.status_topic, b"offline", qos=1, retain=True)
+        self._client.disconnect()
+        self._reactor.callLater(STOP_TIMEOUT, self._fire_stopped)
+        return self._stopped
+
+    def _fire_stopped(self) -> None:
+        if self._stopped is not None and not self._stopped.called:
+            self._stopped.callback(None)
+
+    def send_up(self, msg: bytes) -> None:
+        """Publish ``msg`` to ``up`` now, or once the broker is back; in the reactor thread. The server's
+        observer calls it for each local message; call it yourself for messages of your own."""
+        self._queue.push(bytes(msg))
+        if self._connected:
+            self._pump()
+
+    # The broker.
+
+    def _attempt(self) -> None:
+        self._retry = None
+        if not self._running:
+            return
+        try:
+            result = self._client.reconnect()
+        except (OSError, ValueError) as error:  # refused, unreachable, name unknown, TLS refused
+            self._retry_later(str(error) or type(error).__name__)
+            return
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._retry_later(f"paho could not send CONNECT ({result.name})")
+
+    def _retry_later(self, why: str) -> None:
+        delay = self._delay(self._failures)
+        self._failures += 1
+        _log.info(
+            "bridge: no link to {broker} ({why}); next try in {delay:.1f} s",
+            broker=str(self.broker),
+            why=why,
+            delay=delay,
+        )
+        self._retry = self._reactor.callLater(delay, self._attempt)
+
+    def _on_connect(
+        self, client: Client, userdata: Any, flags: ConnectFlags, reason: ReasonCode, properties: Properties | None
+    ) -> None:
+        if reason.is_failure:
+            _log.error("bridge: {broker} refused the bridge: {reason}", broker=str(self.broker), reason=str(reason))
+            return  # paho closes the link; _on_disconnect retries
+        self._connected = True
+        self._failures = 0
+        _log.info(
+            "bridge: connected to {broker} as {topic}; {waiting} messages waiting, {dropped} dropped in all",
+            broker=str(self.broker),
+            topic=self.up_topic,
+            waiting=self.queued,
+            dropped=self.dropped,
+        )
+        client.subscribe(self.down_topic, qos=1)
+        client.publish(self.status_topic, b"online", qos=1, retain=True)
+        self._pump()
+
+    def _on_disconnect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        was_connected, self._connected = self._connected, False
+        if self.qos == 0 and self._unconfirmed:
+            # paho forgets unwritten QoS 0 messages when it reconnects: send them again (QoS 1 ones it resends).
+            self._queue.push_front(list(self._unconfirmed.values()))
+            self._unconfirmed.clear()
+        if self._stopped is not None:
+            self._fire_stopped()
+            return
+        if self._running and self._retry is None:
+            self._retry_later(f"{'lost' if was_connected else 'closed'}: {reason}")
+
+    def _pump(self) -> None:
+        """Hand waiting ``up`` messages to paho, in order, while fewer than ``WINDOW`` are unconfirmed."""
+        queue, unconfirmed, client = self._queue, self._unconfirmed, self._client
+        while queue and len(unconfirmed) < WINDOW:
+            msg = queue.pop()
+            info = client.publish(self.up_topic, msg, qos=self.qos, retain=self.retain)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                queue.push_front([msg])
+                return
+            unconfirmed[info.mid] = msg
+
+    def _on_publish(
+        self, client: Client, userdata: Any, mid: int, reason: ReasonCode, properties: Properties | None
+    ) -> None:
+        if self._unconfirmed.pop(mid, None) is not None:
+            self.published += 1
+            if self._connected:
+                self._pump()
+
+    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
+        try:
+            self._server.broadcast(bytes(message.payload))
+        except ValueError as error:
+            self.rejected += 1
+            _log.warn(
+                "bridge: a message on {topic} was not sent to the local clients: {error}",
+                topic=message.topic,
+                error=str(error),
+            )
+            return
+        self.received += 1
