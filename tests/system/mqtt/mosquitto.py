@@ -94,15 +94,15 @@ class Broker:
     same port."""
 
     def __init__(self, directory: Path, persistence: bool = False, settings: tuple[str, ...] = ()) -> None:
-        """``settings`` are config lines for the listener (TLS, passwords); anonymous clients are allowed
-        unless they say otherwise."""
+        """``settings`` are config lines put before the plain, anonymous listener on ``port`` (more listeners,
+        with ``per_listener_settings true``)."""
         self.directory = directory
         self.port = free_port()
         self.config = directory / "mosquitto.conf"
         settings = (
-            f"listener {self.port} 127.0.0.1",
             *settings,
-            *(() if any(line.startswith("allow_anonymous") for line in settings) else ("allow_anonymous true",)),
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
             # Run as whoever runs the tests: as root, Mosquitto would otherwise become a user that cannot read
             # the test's files.
             f"user {getpass.getuser()}",
