@@ -102,6 +102,7 @@ class MQTTBridge:
         self._running = False
         self._connected = False
         self._stopped: Deferred[None] | None = None
+        self._connect_waiters: list[Deferred[None]] = []
         self._client = self._make_client(username, password, tls)
         self._driver = ReactorDriver(self._client, reactor)
         self._watcher = _Watcher(server, self)
@@ -143,6 +144,14 @@ class MQTTBridge:
     def queued_bytes(self) -> int:
         """Bytes of ``up`` messages waiting in the bounded queue (those already with paho not counted)."""
         return self._queue.bytes
+
+    def when_connected(self) -> Deferred[None]:
+        """A Deferred that fires once the broker has accepted the bridge (at once if it has); reactor thread."""
+        if self._connected:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._connect_waiters.append(waiter)
+        return waiter
 
     # Life.
 
@@ -230,6 +239,9 @@ class MQTTBridge:
         client.subscribe(self.down_topic, qos=1)
         client.publish(self.status_topic, b"online", qos=1, retain=True)
         self._pump()
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
 
     def _on_disconnect(
         self,
