@@ -157,7 +157,7 @@ class MQTTBridge:
 
     def start(self) -> None:
         """Watch the server and connect; from any thread. Never fails for the broker's sake: it retries."""
-        if not threadable.isInIOThread():  # type: ignore[no-untyped-call]
+        if not threadable.isInIOThread():
             self._reactor.callFromThread(self.start)
             return
         if self._running:

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon.twistd_harness import Daemons
-from interop.conftest import original_python  # noqa: F401 - the leads 0.9.7 venv, shared with the interop tests
 
+from ..daemon.twistd_harness import Daemons
+from ..interop.conftest import original_python  # noqa: F401 - the leads 0.9.7 venv, shared with the interop tests
 from .mosquitto import Broker, need_mosquitto
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 
 import pytest
-from daemon.twistd_harness import Client, clients
+
+from ..daemon.twistd_harness import Client, clients
 
 pytestmark = pytest.mark.timeout(90)
 

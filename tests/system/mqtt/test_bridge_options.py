@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from daemon.twistd_harness import run_twistd
+
+from ..daemon.twistd_harness import run_twistd
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from daemon.twistd_harness import clients
 from support import free_port
 from support_net import make_pki
 
+from ..daemon.twistd_harness import clients
 from .mosquitto import tool
 
 pytestmark = pytest.mark.timeout(60)
