@@ -1,7 +1,8 @@
 """The daemon's ``--bridge`` options made into an ``MQTTBridge`` that starts and stops with the server.
 
 The options are read with ``get`` so the command line has no bridge keys unless one is given; a mistake ends
-twistd with one line, as every other option does.
+twistd with one line, as every other option does. paho-mqtt is imported only when ``--bridge`` is given, so the
+daemon runs without it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any, NoReturn
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 
-from leads_twisted.bridge.up_queue import DEFAULT_QUEUE_BYTES
 from leads_twisted.comm import Server
 
 #: The options that mean nothing without ``--bridge``.
@@ -47,7 +47,7 @@ def with_bridge(options: Mapping[str, Any], service: Service, server: Server, re
     if not options.get("vehicle"):
         _exit("--bridge needs --vehicle NAME: the bridge's MQTT client id, and its topics leads/NAME/...")
     try:
-        from leads_twisted.bridge import MQTTBridge, read_credentials, tls_context
+        from leads_twisted.bridge import DEFAULT_QUEUE_BYTES, MQTTBridge, read_credentials, tls_context
     except ImportError:
         _exit("--bridge needs paho-mqtt 2 or later: pip install 'leads_twisted[mqtt]'")
     try:

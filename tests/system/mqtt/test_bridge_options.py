@@ -46,3 +46,16 @@ def test_empty_credentials_file(tmp_path):
     )
     assert done.returncode == 1
     assert "must hold a user name on its first line" in done.stderr
+
+
+def test_without_paho_the_daemon_runs_and_bridge_says_what_to_install(tmp_path):
+    fake = tmp_path / "paho"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('paho-mqtt is not installed here')\n")
+    done = run_twistd("--bridge", "mqtt://broker", "--vehicle", "car1", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "--bridge needs paho-mqtt 2 or later: pip install 'leads_twisted[mqtt]'" in done.stderr
+    # Without --bridge nothing imports paho: --help goes through the whole command line and the tap module.
+    done = run_twistd("--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "--bridge-queue" in done.stdout
