@@ -8,6 +8,7 @@ has bytes to write, and ``loop_read``, ``loop_write`` and ``loop_misc`` do the w
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt.client import Client
@@ -52,11 +53,16 @@ class PahoSocket:
 
 
 class ReactorDriver:
-    """Puts ``client``'s socket on ``reactor`` while it is open. Set up once, before the client connects."""
+    """Puts ``client``'s socket on ``reactor`` while it is open. Set up once, before the client connects.
 
-    def __init__(self, client: Client, reactor: Any) -> None:
+    ``written`` is called each time paho has written everything it held (from the reactor's write event, or
+    from paho's own calls to ``loop_write``).
+    """
+
+    def __init__(self, client: Client, reactor: Any, written: Callable[[], None] = lambda: None) -> None:
         self._client = client
         self._reactor = reactor
+        self._all_written = written
         self._socket: PahoSocket | None = None
         self._misc = LoopingCall(client.loop_misc)
         self._misc.clock = reactor
@@ -86,3 +92,4 @@ class ReactorDriver:
     def _written(self, client: Client, userdata: Any, sock: Any) -> None:
         if self._socket is not None:
             self._reactor.removeWriter(self._socket)
+            self._all_written()

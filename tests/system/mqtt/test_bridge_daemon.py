@@ -137,13 +137,14 @@ def test_status_offline_on_orderly_stop(daemons, broker):
     assert watching.messages(1) == [("leads/car1/status", "offline")]
 
 
-def restart_scenario(daemons, make_broker, queue_bytes: int | None, outage: int):
+def restart_scenario(daemons, make_broker, queue_bytes: int | None, outage: int, qos: int = 1):
     """Broker up, a persistent QoS 1 subscriber, 100 messages; the broker killed; ``outage`` messages; the
     broker back; 100 more. Returns what the subscriber saw (first appearances) and the daemon."""
-    broker = make_broker(persistence=True).start()
+    # For QoS 0 the broker must keep messages for the subscriber while it reconnects, as it does for QoS 1.
+    broker = make_broker(persistence=True, settings=("queue_qos0_messages true",)).start()
     sub = broker.subscribe("leads/car1/up", options=("-q", "1", "-c", "-i", "dashboard"))
     broker.save()  # the dashboard's session outlives the SIGKILL below
-    extra = ("--bridge-qos", "1") + (("--bridge-queue", str(queue_bytes)) if queue_bytes is not None else ())
+    extra = ("--bridge-qos", str(qos)) + (("--bridge-queue", str(queue_bytes)) if queue_bytes is not None else ())
     daemon = bridged(daemons, broker.url, "car1", *extra)
     before, during, after = (
         numbered("m", 0, 100),
@@ -168,8 +169,9 @@ def restart_scenario(daemons, make_broker, queue_bytes: int | None, outage: int)
     return seen, daemon, (before, during, after)
 
 
-def test_broker_killed_and_restarted_mid_stream(daemons, make_broker):
-    seen, _, (_, during, after) = restart_scenario(daemons, make_broker, None, 300)
+@pytest.mark.parametrize("qos", [1, 0])
+def test_broker_killed_and_restarted_mid_stream(daemons, make_broker, qos):
+    seen, _, (_, during, after) = restart_scenario(daemons, make_broker, None, 300, qos)
     assert seen == [m.decode() for m in during + after]
 
 
