@@ -24,8 +24,10 @@ from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python import threadable
+from twisted.python.failure import Failure
 
 from leads_twisted.bridge.paho_reactor import ReactorDriver
+from leads_twisted.bridge.probe import probe
 from leads_twisted.bridge.settings import BrokerAddress, check_topic_root, check_vehicle, parse_broker_url
 from leads_twisted.bridge.up_queue import DEFAULT_QUEUE_BYTES, UpQueue
 from leads_twisted.comm import Backoff, ConnectionBase, Observer, Server, Service
@@ -36,8 +38,8 @@ _log = Logger(namespace="leads_twisted.bridge")
 WINDOW: int = 256
 #: Seconds between the broker's PINGs when nothing else flows; also how fast a silent broker is noticed.
 KEEPALIVE: int = 15
-#: Seconds a connection attempt may take; the reactor waits for paho's connect (see docs/fleet.md).
-CONNECT_TIMEOUT: float = 2.0
+#: Seconds a connection attempt may take: the probe's bound, and paho's for its blocking connect after it.
+CONNECT_TIMEOUT: float = 5.0
 #: Seconds ``stop`` waits for the ``offline`` status and the disconnect to be written.
 STOP_TIMEOUT: float = 2.0
 
@@ -100,6 +102,7 @@ class MQTTBridge:
         self._delay = (backoff or Backoff()).policy()
         self._failures = 0
         self._retry: DelayedCall | None = None
+        self._probing: Deferred[None] | None = None
         self._running = False
         self._connected = False
         self._stopped: Deferred[None] | None = None
@@ -180,6 +183,8 @@ class MQTTBridge:
         self._server.remove_observer(self._watcher)
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
+        if self._probing is not None:
+            self._probing.cancel()
         if not self._connected:
             self._stopped = succeed(None)
             return self._stopped
@@ -204,6 +209,19 @@ class MQTTBridge:
 
     def _attempt(self) -> None:
         self._retry = None
+        if not self._running:
+            return
+        self._probing = probe(self._reactor, self.broker.host, self.broker.port, CONNECT_TIMEOUT)
+        self._probing.addCallbacks(self._connect, self._unreachable)
+
+    def _unreachable(self, failure: Failure) -> None:
+        self._probing = None
+        if self._running:
+            self._retry_later(failure.getErrorMessage() or repr(failure.value))
+
+    def _connect(self, _: None) -> None:
+        """The broker's port just answered: let paho connect (blocking, but to a port known to be there)."""
+        self._probing = None
         if not self._running:
             return
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import socket
+import time
 
 import pytest
 
@@ -215,3 +217,23 @@ def test_hundred_thousand_at_qos_1(daemons, broker):
         car.close()
     assert len(got) == count
     assert got == [m.decode() for m in messages]
+
+
+def test_a_broker_address_that_drops_packets_never_holds_the_relay(daemons):
+    # A listener whose accept queue is full drops every new SYN: a connect there hangs, as to a dead uplink.
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        host, port = hole.getsockname()
+        with socket.create_connection((host, port), timeout=5):  # fills the queue
+            daemon = bridged(daemons, f"mqtt://{host}:{port}", "car1", connected=False)
+            daemon.wait_for_log("bridge: connecting")
+            with clients(daemon.port, 2) as (car, other):
+                # Ping-pong through the relay, each answer within 0.5 s, until the attempt has timed out (5 s).
+                deadline = time.monotonic() + 30
+                while "next try in" not in daemon.log():
+                    for _ in range(100):
+                        car.send(b"ping")
+                        assert other.receive(1, timeout=0.5) == [b"ping"]
+                    assert time.monotonic() < deadline, "the attempt never ended"
+    assert "timeout" in daemon.log().lower()

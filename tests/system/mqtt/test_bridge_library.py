@@ -32,7 +32,8 @@ async def test_bridge_in_process(net, broker):
     bridge = MQTTBridge(server, broker.url, vehicle="lib", qos=1, retain=True)
     bridge.start()
     await bridge.when_connected().addTimeout(REACTOR_TIMEOUT, reactor)
-    # paho runs on the reactor: connecting started no thread.
+    # paho runs on the reactor: connecting to an address started no thread (a host name would be resolved in
+    # Twisted's thread pool, as every Twisted name lookup is).
     assert threading.active_count() == threads_before
     assert not [thread.name for thread in threading.enumerate() if "paho" in thread.name]
 
