@@ -288,19 +288,3 @@ def load_example(path: Path, module_name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-#: Set to 1 (as ``.ci/run`` does) to make a test that lacks a system package fail instead of skip.
-REQUIRE_SYSTEM_PACKAGES = "LEADS_REQUIRE_SYSTEM_PACKAGES"
-
-
-def need_system_packages(present: bool, *packages: str) -> None:
-    """Skip the test, naming the Debian ``packages`` and how to install them, unless ``present``; with
-    ``$LEADS_REQUIRE_SYSTEM_PACKAGES=1`` fail it instead, so CI cannot pass by skipping."""
-    if present:
-        return
-    names = " ".join(packages)
-    reason = f"needs the Debian packages {names} (apt-get install -y {names})"
-    if os.environ.get(REQUIRE_SYSTEM_PACKAGES) == "1":
-        pytest.fail(f"{reason}; ${REQUIRE_SYSTEM_PACKAGES}=1 forbids skipping", pytrace=False)
-    pytest.skip(reason)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from twisted.application.service import MultiService, Service
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
 
 from leads_twisted.comm import Server
@@ -37,7 +37,7 @@ class BridgeService(Service):
         return result
 
 
-def with_bridge(options: Mapping[str, Any], service: Service, server: Server, reactor: Any) -> Service:
+def with_bridge(options: Mapping[str, Any], service: IService, server: Server, reactor: Any) -> IService:
     """``service`` alone without ``--bridge``; with it, ``service`` and the bridge, stopped bridge first."""
     if not options.get("bridge"):
         given = [f"--{name}" for name in BRIDGE_ONLY if options.get(name) is not None]

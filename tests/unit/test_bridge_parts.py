@@ -97,15 +97,3 @@ def test_topic_roots_are_plain(root):
     with pytest.raises(ValueError, match="plain topic"):
         check_topic_root(root)
     assert check_topic_root("fleet/car1") == "fleet/car1"
-
-
-def test_a_missing_system_package_skips_or_fails(monkeypatch):
-    from support import REQUIRE_SYSTEM_PACKAGES, need_system_packages
-
-    need_system_packages(True, "mosquitto")  # present: nothing happens
-    monkeypatch.delenv(REQUIRE_SYSTEM_PACKAGES, raising=False)
-    with pytest.raises(pytest.skip.Exception, match="apt-get install -y mosquitto mosquitto-clients"):
-        need_system_packages(False, "mosquitto", "mosquitto-clients")
-    monkeypatch.setenv(REQUIRE_SYSTEM_PACKAGES, "1")
-    with pytest.raises(pytest.fail.Exception, match="forbids skipping"):
-        need_system_packages(False, "mosquitto", "mosquitto-clients")

@@ -18,7 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from support import free_port, need_system_packages
+from debian_packages import need_debian_packages
+from support import free_port
 
 PACKAGES = ("mosquitto", "mosquitto-clients")
 TIMEOUT = 15.0
@@ -30,8 +31,9 @@ def tool(name: str) -> str | None:
 
 
 def need_mosquitto() -> None:
-    """Skip (or fail, under ``$LEADS_REQUIRE_SYSTEM_PACKAGES=1``) unless the broker and its clients are here."""
-    need_system_packages(all(tool(name) for name in ("mosquitto", "mosquitto_sub", "mosquitto_pub")), *PACKAGES)
+    """Skip (or fail, under ``$LEADS_REQUIRE_DEBIAN_PACKAGES``) unless the broker and its clients are here."""
+    programs = ("mosquitto", "mosquitto_passwd", "mosquitto_sub", "mosquitto_pub")
+    need_debian_packages(PACKAGES, tuple(tool(name) or name for name in programs))
 
 
 class Lines:
