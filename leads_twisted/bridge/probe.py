@@ -36,5 +36,7 @@ def probe(reactor: Any, host: str, port: int, timeout: float) -> Deferred[None]:
     else:
         direct = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
         endpoint = direct(reactor, host, port, timeout=timeout)
-    connecting: Deferred[Any] = endpoint.connect(Factory.forProtocol(_Hangup))
+    factory = Factory.forProtocol(_Hangup)
+    factory.noisy = False  # no start and stop lines in the log for every attempt
+    connecting: Deferred[Any] = endpoint.connect(factory)
     return connecting.addCallback(lambda _: None)
