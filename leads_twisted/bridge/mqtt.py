@@ -275,7 +275,9 @@ class MQTTBridge:
     ) -> None:
         was_connected, self._connected = self._connected, False
         if self.qos == 0 and self._unconfirmed:
-            # paho forgets unwritten QoS 0 messages when it reconnects: send them again (QoS 1 ones it resends).
+            # paho forgets unwritten QoS 0 messages when it reconnects: count those it wrote, send the others
+            # again (QoS 1 ones paho resends itself).
+            self._written()
             self._queue.push_front([msg for _, msg in self._unconfirmed.values()])
             self._unconfirmed.clear()
         if self._stopped is not None:
