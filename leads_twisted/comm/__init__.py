@@ -17,6 +17,7 @@ from leads_twisted.comm.prototype import Entity, my_ip_addresses
 from leads_twisted.comm.reactor_thread import ReactorThreadError
 from leads_twisted.comm.server import Server, create_server, start_server
 from leads_twisted.comm.service import Service
+from leads_twisted.comm.stats import LinkStats, ServiceStats, Stats
 from leads_twisted.comm.tls import TLSOptions
 
 __all__ = [
@@ -31,12 +32,15 @@ __all__ = [
     "ConnectionBase",
     "Entity",
     "LinkEnd",
+    "LinkStats",
     "MessageTooLong",
     "Observer",
     "ReactorThreadError",
     "Server",
     "Service",
+    "ServiceStats",
     "SlowPeer",
+    "Stats",
     "TLSOptions",
     "client",
     "create_client",

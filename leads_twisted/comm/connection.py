@@ -8,10 +8,18 @@ import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from leads_twisted.comm.direct_write import direct_socket, thread_descriptors, twisted_holds_nothing, write_out
+from leads_twisted.comm.direct_write import (
+    direct_socket,
+    thread_descriptors,
+    transport_buffered,
+    twisted_holds_nothing,
+    write_out,
+)
 from leads_twisted.comm.errors import porting_error
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
@@ -47,6 +55,17 @@ def describe_peer(transport: object) -> str:
     if host is not None and port is not None:
         return f"{escape(host)}:{port}"
     return _describe_peer(peer, transport)
+
+
+def _transport_kind(peer: object, transport: object) -> str:
+    """``tls``, ``tcp``, ``unix`` or the peer address's kind, for people reading ``/connz``."""
+    if ISSLTransport.providedBy(transport):
+        return "tls"
+    if isinstance(peer, IPv4Address | IPv6Address):
+        return "tcp"
+    if isinstance(peer, UNIXAddress):
+        return "unix"
+    return type(peer if peer is not None else transport).__name__
 
 
 class ConnectionBase(ABC):
@@ -140,6 +159,15 @@ class ConnectionBase(ABC):
         """
         return self._encoder.encode(msg)
 
+    @property
+    def transport_kind(self) -> str:
+        """What carries the link, in a word for people (``tcp``, ``tls``, ``unix``...): a custom link's class."""
+        return type(self).__name__
+
+    def buffered(self) -> int:
+        """Bytes accepted for the peer and not yet written to it; 0 where the link cannot tell."""
+        return 0
+
     # What the service does to a link, in the reactor thread. ``Connection`` does it on its transport; these
     # defaults do it through the public methods, so that a subclass for another transport needs nothing more.
 
@@ -228,6 +256,7 @@ class Connection(ConnectionBase):
         host, port = getattr(peer, "host", None), getattr(peer, "port", None)
         self._address: tuple[str, int] | None = (host, port) if host is not None and port is not None else None
         self._description: str = f"{host}:{port}" if self._address is not None else _describe_peer(peer, transport)
+        self._kind: str = _transport_kind(peer, transport)
         if policy.heartbeat is not None:
             beat = LoopingCall(self._write_encoded, self._frame(HEARTBEAT), 0)
             beat.clock = service._reactor
@@ -249,6 +278,15 @@ class Connection(ConnectionBase):
     def service(self) -> Service:
         """The server or client this link belongs to."""
         return self._service
+
+    @property
+    def transport_kind(self) -> str:
+        return self._kind
+
+    def buffered(self) -> int:
+        """Bytes Twisted holds for the peer, plus those held past the buffer limit; reactor thread (or a
+        moment's view from another)."""
+        return transport_buffered(self._transport) + (self._held or 0)
 
     def closed(self) -> bool:
         return self._closing or self._lost or self._close_requested

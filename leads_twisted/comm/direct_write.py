@@ -91,3 +91,10 @@ def write_out(transport: Any, sock: socket.socket | None, data: bytes) -> None:
             return
         data = data[sent:]
     transport.write(data)
+
+
+def transport_buffered(transport: Any) -> int:
+    """Bytes a ``tcp.Connection`` holds unwritten; 0 for a transport whose buffer cannot be read (TLS...)."""
+    if not isinstance(transport, tcp.Connection):
+        return 0
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen

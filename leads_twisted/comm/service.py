@@ -30,6 +30,8 @@ from leads_twisted.comm.observer import LinkEnd, Observer, Observers
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED, Outbox
 from leads_twisted.comm.reactor_thread import ReactorCallTimeout, ReactorRunner, ReactorThreadError
 from leads_twisted.comm.reactor_thread import runner as shared_runner
+from leads_twisted.comm.slow import SlowCallbacks, check_threshold
+from leads_twisted.comm.stats import ServiceStats, Stats
 from leads_twisted.comm.tls import describe_tls_error
 
 if TYPE_CHECKING:
@@ -75,6 +77,8 @@ class Service(ABC):
         max_message: int = DEFAULT_MAX_MESSAGE,
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,
+        *,
+        slow_callback: float | None = None,
         **link_options: Any,
     ) -> None:
         self._port: int = check_port(port)
@@ -97,6 +101,10 @@ class Service(ABC):
         self._sender: ConnectionBase | None = None
         self._opening: set[LeadsProtocol] = set()
         self._observers: Observers = Observers()
+        self._stats: Stats | None = None
+        threshold = check_threshold(slow_callback)
+        #: Times callbacks when ``slow_callback`` is set; None costs one test per chunk received.
+        self._slow: SlowCallbacks | None = SlowCallbacks(threshold) if threshold is not None else None
 
     #: True when a blocking ``start`` raises the start's failure to its caller, who then needs no log line.
     _caller_gets_start_failure: bool = False
@@ -144,6 +152,19 @@ class Service(ABC):
     def remove_observer(self, observer: Observer) -> None:
         """Stop telling ``observer``; from any thread."""
         self._observers.remove(observer)
+
+    def stats(self) -> ServiceStats:
+        """This service's counters and each link's (see ``ServiceStats``); from any thread.
+
+        Counting begins with the first call, which adds a ``Stats`` observer: call it once before ``start`` to
+        count everything. Counting costs a few additions per message.
+        """
+        with self._state_lock:
+            if self._stats is None:
+                self._stats = Stats()
+                self._observers.add(self._stats)
+            stats = self._stats
+        return stats.snapshot()
 
     def sender(self) -> ConnectionBase:
         """The connection whose message is being delivered: valid inside ``on_receive`` only.
@@ -452,6 +473,17 @@ class Service(ABC):
 
         What the callbacks send meanwhile is held and written once per link when they are done.
         """
+        slow = self._slow
+        if slow is not None:
+            started = slow.clock()
+            try:
+                self._receive_chunk(connection, decoder, data)
+            finally:
+                slow.finished(started, self._callback, "on_receive", f"a chunk of {len(data)} bytes from {connection}")
+        else:
+            self._receive_chunk(connection, decoder, data)
+
+    def _receive_chunk(self, connection: Any, decoder: Any, data: bytes) -> None:
         batch = self._runner.write_batch
         batch.begin()
         try:
@@ -488,10 +520,14 @@ class Service(ABC):
             self.detach(connection)
 
     def _invoke(self, method: Callable[..., None], *args: Any) -> None:
+        slow = self._slow
+        started = slow.clock() if slow is not None else 0.0
         try:
             method(*args)
         except Exception as error:
             self._callback_raised(method.__name__, error)
+        if slow is not None:
+            slow.finished(started, self._callback, method.__name__, method.__name__)
 
     def _callback_raised(self, name: str, error: Exception) -> None:
         _log.failure("callback {name} raised; the service carries on", Failure(error), name=name)
