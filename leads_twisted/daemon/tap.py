@@ -7,6 +7,7 @@ or a traceback: on a vehicle the line lands in the journal, where it must say wh
 from __future__ import annotations
 
 import codecs
+import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -22,9 +23,17 @@ from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY
 from leads_twisted.comm.server import parse_allow
 from leads_twisted.comm.tls import TLSOptions, TLSSelfCheckFailed
 from leads_twisted.daemon.bridge import with_bridge
+from leads_twisted.daemon.config import file_arguments, given_on_command_line
 from leads_twisted.daemon.host_runner import HostRunner
 from leads_twisted.daemon.loader import CallbackNotLoaded, load_callback_class, make_callback
 from leads_twisted.daemon.modes import MODES, Chained
+from leads_twisted.daemon.operators import (
+    DEFAULT_SLOW_CALLBACK,
+    check,
+    log_version,
+    version_line,
+    with_operator_parts,
+)
 from leads_twisted.daemon.readiness import Notifier
 from leads_twisted.daemon.security import security_options
 from leads_twisted.daemon.service import CommService
@@ -69,6 +78,11 @@ class Options(usage.Options):
         self["max-memory"] = DEFAULT_MAX_MEMORY
         self["max-rate"] = None
         self["handshake-timeout"] = 10.0
+        # --- operators ---
+        self["monitor"] = None
+        self["slow-callback"] = DEFAULT_SLOW_CALLBACK
+        self["config"] = None
+        self["check"] = False
 
     def opt_port(self, value: str) -> None:
         """TCP port to listen on, 0 for any free one [default: 16900]"""
@@ -180,6 +194,46 @@ class Options(usage.Options):
 
     # --- end WebSocket ---
 
+    # --- operators ---
+
+    def opt_monitor(self, description: str) -> None:
+        """serve /metrics (Prometheus), /healthz and /connz over HTTP on this Twisted endpoint, like
+        tcp:9216:interface=127.0.0.1 (a bare port number means loopback) [default: off]"""
+        self["monitor"] = description
+
+    def opt_slow_callback(self, value: str) -> None:
+        """warn when a callback holds the reactor longer than this many seconds; 0 turns it off [default: 0.1]"""
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not seconds >= 0:
+            raise usage.UsageError(f"--slow-callback must be a number of seconds (0 for off), not {value!r}")
+        self["slow-callback"] = seconds or None
+
+    def opt_config(self, path: str) -> None:
+        """TOML file of options (keys are the long options: port = 16901, max-connections = 100); the command
+        line wins over it"""
+        self["config"] = path  # read by parseOptions, before every other option
+
+    def opt_check(self) -> None:
+        """check the options (and --config file), print one line and exit 0 or 1; start nothing"""
+        self["check"] = True
+
+    def opt_version(self) -> None:
+        """print the versions of leads_twisted, Twisted and Python, and exit"""
+        print(version_line(), flush=True)
+        raise SystemExit(0)
+
+    def _with_config_file(self, arguments: Sequence[str]) -> list[str]:
+        """``arguments`` preceded by the ``--config`` file's settings for the options they do not give."""
+        given, path = given_on_command_line(self, arguments)
+        if path is None:
+            return list(arguments)
+        return [*file_arguments(self, path, given), *arguments]
+
+    # --- end of operators ---
+
     def postOptions(self) -> None:
         """Check the options that only make sense together."""
         tls = (self["tls-certificate"], self["tls-key"], self["tls-ca"])
@@ -256,9 +310,11 @@ class Options(usage.Options):
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """Parse, or end the process with one line saying what is wrong."""
         try:
-            super().parseOptions(options)
+            super().parseOptions(self._with_config_file(sys.argv[1:] if options is None else options))
         except usage.UsageError as error:
             _exit(f"{error} (see twistd leads-comm --help)")
+        if self["check"]:
+            check(self, makeService)
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:
@@ -291,12 +347,16 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         framing=options["framing"],
         tls=_tls_options(options),
         **security_options(options),
+        slow_callback=options["slow-callback"],
     )
     twistd = getattr(options, "parent", None)
     # twist always runs in the foreground and has no such option; twistd forks unless told --nodaemon.
     foreground = twistd is None or bool(twistd.get("nodaemon", True))
-    comm = CommService(server, reactor, Notifier.from_environment(), options["mode"], foreground)
-    return with_bridge(options, with_websocket(options, comm, server, reactor, foreground), server, reactor)
+    notifier = Notifier.from_environment()
+    comm = CommService(server, reactor, notifier, options["mode"], foreground)
+    log_version()
+    served = with_bridge(options, with_websocket(options, comm, server, reactor, foreground), server, reactor)
+    return with_operator_parts(served, server, reactor, options, notifier, options["mode"])
 
 
 def _check_endpoint(reactor: Any, description: str) -> None:
