@@ -1,0 +1,1 @@
+"""``leads-comm``: the command-line client of a LEADS daemon (listen, send, ping, stats, certs)."""
