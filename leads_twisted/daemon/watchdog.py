@@ -60,7 +60,7 @@ class Watchdog(TwistedService):
     def startService(self) -> None:
         super().startService()
         _log.info("systemd watchdog: pinging every {interval:.1f} s", interval=self.interval)
-        self._ping.start(self.interval, now=True)
+        self._ping.start(self.interval, now=False)
 
     def stopService(self) -> None:
         super().stopService()
