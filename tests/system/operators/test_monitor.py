@@ -7,13 +7,10 @@ import json
 import threading
 import time
 
-import pytest
 from daemon.twistd_harness import Client, Daemons, clients
+from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import environment, get, monitor_url
-
-pytest.importorskip("prometheus_client", reason="--monitor needs prometheus_client (the test extra)")
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 MONITOR = ("--monitor", "tcp:0:interface=127.0.0.1")
 
@@ -112,7 +109,7 @@ def test_connz_lists_each_link(daemons: Daemons) -> None:
         sender.send(b"abc", b"defg")
         assert receiver.receive(2) == [b"abc", b"defg"]
         status, body = get(f"{url}/connz")
-        sender_name, receiver_name = ("%s:%d" % client.socket.getsockname()[:2] for client in (sender, receiver))
+        sender_name, receiver_name = ("{}:{}".format(*client.socket.getsockname()[:2]) for client in (sender, receiver))
     assert status == 200
     document = json.loads(body)
     links = {link["peer"]: link for link in document["links"]}
@@ -155,5 +152,6 @@ def test_monitor_port_in_use_is_one_line_and_status_1(daemons: Daemons, tmp_path
         port = taken.getsockname()[1]
         result = run_twistd("--port", "0", "--monitor", f"tcp:{port}:interface=127.0.0.1", cwd=tmp_path)
     assert result.returncode == 1
-    assert f"twistd leads-comm: --monitor tcp:{port}:interface=127.0.0.1: Couldn't listen" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert f"twistd leads-comm: --monitor tcp:{port}:interface=127.0.0.1: Couldn't listen" in output
     assert "Traceback" not in result.stderr + result.stdout
