@@ -131,7 +131,12 @@ def log_to_stderr(verbose: bool) -> None:
 def main(arguments: Sequence[str] | None = None) -> int:
     """Run one command; the exit status."""
     try:
-        options = build_parser().parse_args(arguments)
+        parser = build_parser()
+        options, extra = parser.parse_known_args(arguments)
+        if options.command == "send" and not [word for word in extra if word.startswith("-")]:
+            options.messages += extra  # messages after the options: argparse takes them only before
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         log_to_stderr(options.verbose)
         if options.command == "certs":
             from leads_twisted.cli.certs import make_certificates
