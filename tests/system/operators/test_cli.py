@@ -113,6 +113,7 @@ def test_listen_json_with_a_timestamp_and_custom_separator(daemons: Daemons) -> 
             talker.close()
     finally:
         listener.kill() if listener.poll() is None else None
+    assert err == ""
     first, second = (json.loads(line) for line in out.splitlines())
     assert (first["text"], first["size"]) == ("frame;1", 7)
     assert (second["hex"], second["size"]) == ("ff00", 2)
