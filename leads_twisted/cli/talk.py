@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import queue
 import sys
 import time
@@ -144,7 +145,7 @@ def ping(options: argparse.Namespace) -> int:
 
 def percentile(ordered: list[float], fraction: float) -> float:
     """The nearest-rank percentile of sorted values."""
-    index = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    index = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
     return ordered[index]
 
 
