@@ -231,6 +231,9 @@ class Connection(ConnectionBase):
         self._batch = service._runner.write_batch
         #: What this link wrote during the batch under way, written out when the batch ends.
         self._held_writes: list[bytes] | None = None
+        #: Deliveries during the batch under way, told to the observers when it ends.
+        self._out_count: int = 0
+        self._out_size: int = 0
         # A sending thread may write to the socket itself (``_send_from_thread``); every write of the reactor
         # thread takes this lock too, so the two never interleave their bytes. A link without a socket to
         # write (TLS, serial, in memory) is only ever written by the reactor: it needs no lock.
@@ -373,11 +376,16 @@ class Connection(ConnectionBase):
                 return
             if self._budget is not None:
                 self._budget.add(self, len(data))
-        if count and self._observers.active:
-            self._observers.message_out(self._service, self, count, len(data))
         if not self._batch.open:
+            if count and self._observers.active:
+                self._observers.message_out(self._service, self, count, len(data))
             self._put_on_wire(data, directly=False)
-        elif self._held_writes is None:
+            return
+        if count and self._observers.active:
+            # Observers hear of a batch's deliveries to this link in one call, when it ends (``_flush_held``).
+            self._out_count += count
+            self._out_size += len(data)
+        if self._held_writes is None:
             self._held_writes = [data]
             self._batch.hold(self)
         else:
@@ -387,6 +395,10 @@ class Connection(ConnectionBase):
         """The batch has ended: write what it held for this link, straight to the socket if it can be."""
         # Under the lock from taking the held writes to writing them: a sending thread that finds none held
         # must also find them written.
+        if self._out_count:
+            count, size = self._out_count, self._out_size
+            self._out_count = self._out_size = 0
+            self._observers.message_out(self._service, self, count, size)  # type: ignore[union-attr]
         with self._write_lock:
             held, self._held_writes = self._held_writes, None
             if held and not (self._closing or self._lost):

@@ -8,6 +8,7 @@ were added, and one that raises is logged and skipped, so it can never break a l
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
@@ -46,12 +47,20 @@ class Observer:
     def message_in(self, service: Service, connection: ConnectionBase, msg: bytes) -> None:
         """A message arrived from ``connection``'s peer, just before ``on_receive`` gets it."""
 
+    def messages_in(self, service: Service, connection: ConnectionBase, messages: Sequence[bytes]) -> None:
+        """The messages of one chunk from ``connection``'s peer, in order, before ``on_receive`` gets the first.
+
+        For observers that count: one call per chunk instead of one per message. An observer that overrides
+        it is not told ``message_in`` (unless it overrides that too).
+        """
+
     def message_out(self, service: Service, connection: ConnectionBase, count: int, size: int) -> None:
         """``count`` messages of ``size`` bytes in all (framing included) were accepted for ``connection``.
 
-        A broadcast to ten links is ten calls: one per delivery. Controls (``disconnect``, heartbeats) are not
-        counted. While a service has observers, its links' sends from other threads go through the reactor
-        thread, so that every delivery is told here.
+        A broadcast to ten links is ten calls: one per delivery; while the service handles a chunk from a
+        peer, the deliveries to each link are told in one call when the chunk is done. Controls (``disconnect``,
+        heartbeats) are not counted. While a service has observers, its links' sends from other threads go
+        through the reactor thread, so that every delivery is told here.
         """
 
     def dropped(self, service: Service, connection: ConnectionBase, count: int) -> None:
@@ -70,25 +79,33 @@ class Observers:
     Event sites test ``active`` (a plain attribute, the cheapest test there is) before they call.
     """
 
-    __slots__ = ("_all", "active")
+    __slots__ = ("_all", "active", "each_message", "per_chunk")
 
     def __init__(self) -> None:
         self._all: tuple[Observer, ...] = ()
         #: True while at least one observer is added.
         self.active: bool = False
+        #: The observers told ``message_in`` for each message, and those told ``messages_in`` per chunk.
+        self.each_message: tuple[Observer, ...] = ()
+        self.per_chunk: tuple[Observer, ...] = ()
 
     def add(self, observer: Observer) -> None:
         """Tell ``observer`` every event from now on; adding one twice does nothing."""
         if not isinstance(observer, Observer):
             raise TypeError(f"an observer must be a leads_twisted.comm.Observer, not {type(observer).__name__}")
         if observer not in self._all:
-            self._all = (*self._all, observer)
-            self.active = True
+            self._sort((*self._all, observer))
 
     def remove(self, observer: Observer) -> None:
         """Stop telling ``observer``; removing one that was never added does nothing."""
-        self._all = tuple(o for o in self._all if o is not observer)
-        self.active = bool(self._all)
+        self._sort(tuple(o for o in self._all if o is not observer))
+
+    def _sort(self, observers: tuple[Observer, ...]) -> None:
+        """Keep ``observers`` and who of them hears of incoming messages one by one, or per chunk."""
+        chunked = tuple(o for o in observers if type(o).messages_in is not Observer.messages_in)
+        each = tuple(o for o in observers if o not in chunked or type(o).message_in is not Observer.message_in)
+        self.per_chunk, self.each_message, self._all = chunked, each, observers
+        self.active = bool(observers)
 
     def link_up(self, service: Service, connection: ConnectionBase) -> None:
         for observer in self._all:
@@ -105,11 +122,18 @@ class Observers:
                 _raised(observer, "link_down")
 
     def message_in(self, service: Service, connection: ConnectionBase, msg: bytes) -> None:
-        for observer in self._all:
+        for observer in self.each_message:
             try:
                 observer.message_in(service, connection, msg)
             except Exception:
                 _raised(observer, "message_in")
+
+    def messages_in(self, service: Service, connection: ConnectionBase, messages: Sequence[bytes]) -> None:
+        for observer in self.per_chunk:
+            try:
+                observer.messages_in(service, connection, messages)
+            except Exception:
+                _raised(observer, "messages_in")
 
     def message_out(self, service: Service, connection: ConnectionBase, count: int, size: int) -> None:
         for observer in self._all:

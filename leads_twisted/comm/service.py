@@ -432,6 +432,12 @@ class Service(ABC):
         skip_heartbeats = self._policy.heartbeat is not None
         # Control messages are rare: one scan of the batch spares every message its comparisons.
         with_controls = DISCONNECT in messages or (skip_heartbeats and HEARTBEAT in messages)
+        each = observers.each_message  # a tuple, empty without observers: cheaper to test than the set itself
+        if observers.per_chunk:
+            chunk = messages
+            if with_controls:
+                chunk = [m for m in messages if m != DISCONNECT and not (skip_heartbeats and m == HEARTBEAT)]
+            observers.messages_in(self, connection, chunk)
         try:
             for msg in messages:
                 if with_controls:
@@ -440,7 +446,7 @@ class Service(ABC):
                         continue
                     if skip_heartbeats and msg == HEARTBEAT:
                         continue
-                if observers.active:
+                if each:
                     observers.message_in(self, connection, msg)
                 try:
                     on_receive(self, msg)
