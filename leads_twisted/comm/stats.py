@@ -1,6 +1,7 @@
 """Counters of a service's traffic, kept by an observer: what ``service.stats()``, metrics and ``/connz`` show.
 
-``Stats`` is an ``Observer`` (see ``observer.py``): it counts in the reactor thread, a few additions per event,
+``Stats`` is an ``Observer`` (see ``observer.py``): it counts in the reactor thread, a few additions per chunk
+received and per batch of deliveries to a link,
 and never touches the service's inside. A snapshot (``ServiceStats``) may be taken from any thread: it copies
 plain numbers, so a snapshot taken while messages flow is a moment's view, each number exact for its moment.
 """
@@ -8,7 +9,7 @@ plain numbers, so a snapshot taken while messages flow is a moment's view, each 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -88,10 +89,10 @@ class Stats(Observer):
         self._links: dict[ConnectionBase, _Link] = {}
         self.connections_total = 0
         self.refused_total = 0
-        self.messages_in = 0
-        self.bytes_in = 0
-        self.messages_out = 0
-        self.bytes_out = 0
+        self.received = 0
+        self.received_bytes = 0
+        self.delivered = 0
+        self.delivered_bytes = 0
         self.dropped_total = 0
         self.failures = 0
         self.disconnects: dict[str, int] = dict.fromkeys(LinkEnd, 0)
@@ -107,21 +108,20 @@ class Stats(Observer):
         self._links.pop(connection, None)
         self.disconnects[reason] = self.disconnects.get(reason, 0) + 1
 
-    def message_in(self, service: Service, connection: ConnectionBase, msg: bytes) -> None:
-        self.messages_in += 1
+    def messages_in(self, service: Service, connection: ConnectionBase, messages: Sequence[bytes]) -> None:
+        count = len(messages)
         link = self._links.get(connection)
-        if link is None:
-            self.bytes_in += len(msg)
-            return
-        size = len(msg) + link.overhead
-        self.bytes_in += size
-        stats = link.stats
-        stats.messages_in += 1
-        stats.bytes_in += size
+        size = sum(map(len, messages)) + (count * link.overhead if link is not None else 0)
+        self.received += count
+        self.received_bytes += size
+        if link is not None:
+            stats = link.stats
+            stats.messages_in += count
+            stats.bytes_in += size
 
     def message_out(self, service: Service, connection: ConnectionBase, count: int, size: int) -> None:
-        self.messages_out += count
-        self.bytes_out += size
+        self.delivered += count
+        self.delivered_bytes += size
         link = self._links.get(connection)
         if link is not None:
             stats = link.stats
@@ -149,10 +149,10 @@ class Stats(Observer):
             connections=len(links),
             connections_total=self.connections_total,
             refused_total=self.refused_total,
-            messages_in=self.messages_in,
-            bytes_in=self.bytes_in,
-            messages_out=self.messages_out,
-            bytes_out=self.bytes_out,
+            messages_in=self.received,
+            bytes_in=self.received_bytes,
+            messages_out=self.delivered,
+            bytes_out=self.delivered_bytes,
             dropped=self.dropped_total,
             failures=self.failures,
             disconnects={str(reason): count for reason, count in tuple(self.disconnects.items())},
