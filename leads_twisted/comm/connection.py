@@ -398,7 +398,7 @@ class Connection(ConnectionBase):
         if self._out_count:
             count, size = self._out_count, self._out_size
             self._out_count = self._out_size = 0
-            self._observers.message_out(self._service, self, count, size)  # type: ignore[union-attr]
+            self._observers.message_out(self._service, self, count, size)
         with self._write_lock:
             held, self._held_writes = self._held_writes, None
             if held and not (self._closing or self._lost):

@@ -480,16 +480,15 @@ class Service(ABC):
         What the callbacks send meanwhile is held and written once per link when they are done.
         """
         slow = self._slow
-        if slow is not None:
-            started = slow.clock()
-            try:
-                self._receive_chunk(connection, decoder, data)
-            finally:
-                slow.finished(started, self._callback, "on_receive", f"a chunk of {len(data)} bytes from {connection}")
-        else:
-            self._receive_chunk(connection, decoder, data)
+        if slow is None:
+            return self._receive_chunk(connection, decoder, data)
+        started = slow.clock()
+        try:
+            return self._receive_chunk(connection, decoder, data)
+        finally:
+            slow.finished(started, self._callback, "on_receive", f"a chunk of {len(data)} bytes from {connection}")
 
-    def _receive_chunk(self, connection: Any, decoder: Any, data: bytes) -> None:
+    def _receive_chunk(self, connection: Any, decoder: Any, data: bytes) -> int:
         batch = self._runner.write_batch
         batch.begin()
         try:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon.twistd_harness import HERE, REPO, Daemon, Daemons
+
+from ..daemon.twistd_harness import HERE, REPO, Daemon, Daemons
 
 OPERATORS = Path(__file__).resolve().parent
 

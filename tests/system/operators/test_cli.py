@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon.twistd_harness import REPO, Client, Daemons, all_connected, clients
 
 import leads_twisted
 
+from ..daemon.twistd_harness import REPO, Client, Daemons, all_connected, clients
 from .conftest import monitor_url
 
 SCRIPT = Path(sys.executable).with_name("leads-comm")

@@ -7,11 +7,11 @@ import socket
 from pathlib import Path
 
 import pytest
-from daemon.twistd_harness import Client, Daemons, run_twistd
 
 import leads_twisted
 import twisted
 
+from ..daemon.twistd_harness import Client, Daemons, run_twistd
 from .conftest import environment
 
 

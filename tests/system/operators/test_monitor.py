@@ -7,9 +7,9 @@ import json
 import threading
 import time
 
-from daemon.twistd_harness import Client, Daemons, clients
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..daemon.twistd_harness import Client, Daemons, clients
 from .conftest import environment, get, monitor_url
 
 MONITOR = ("--monitor", "tcp:0:interface=127.0.0.1")
@@ -144,7 +144,7 @@ def test_healthz_ok_then_503_after_a_callback_held_the_reactor(daemons: Daemons)
 def test_monitor_port_in_use_is_one_line_and_status_1(daemons: Daemons, tmp_path) -> None:
     import socket
 
-    from daemon.twistd_harness import run_twistd
+    from ..daemon.twistd_harness import run_twistd
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

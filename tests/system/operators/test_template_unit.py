@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from daemon.test_systemd_units import ANALYZE, MAX_EXPOSURE, UNITS, analyze, install_in_root
-from daemon.twistd_harness import run_twistd
+
+from ..daemon.test_systemd_units import ANALYZE, MAX_EXPOSURE, UNITS, analyze, install_in_root
+from ..daemon.twistd_harness import run_twistd
 
 pytestmark = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed (apt-get install systemd)")
 

@@ -9,8 +9,7 @@ import os
 import re
 import time
 
-from daemon.twistd_harness import Daemons, all_connected, clients
-
+from ..daemon.twistd_harness import Daemons, all_connected, clients
 from .callbacks import BLOCK_SECONDS
 from .conftest import environment
 
