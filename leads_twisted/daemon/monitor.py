@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -193,7 +194,7 @@ def registry_for(server: Server) -> Any:
     except ImportError:
         raise MonitorUnavailable("--monitor needs prometheus_client: pip install 'leads_twisted[monitor]'") from None
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector(server))  # type: ignore[arg-type]
+    registry.register(Collector(server))
     ProcessCollector(registry=registry)
     return registry
 
@@ -204,7 +205,7 @@ class QuietSite(Site):
     noisy = False
     displayTracebacks = False
 
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         """Log nothing per request."""
 
 
