@@ -56,9 +56,12 @@ class Client(Service):
         tls: TLSOptions | None = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,
+        slow_callback: float | None = None,
         **link_options: Any,
     ) -> None:
-        super().__init__(port, callback, separator, max_message, max_queued, runner, **link_options)
+        super().__init__(
+            port, callback, separator, max_message, max_queued, runner, slow_callback=slow_callback, **link_options
+        )
         if not isinstance(queue_while_disconnected, int) or queue_while_disconnected < 0:
             raise ValueError(f"queue_while_disconnected must be a number of bytes, not {queue_while_disconnected!r}")
         self._connect_timeout: float = connect_timeout
@@ -312,8 +315,8 @@ def create_client(
     Keyword options: ``connect_timeout`` (seconds), ``endpoint`` (a Twisted client endpoint or its
     description), ``reconnect``, ``backoff`` (``Backoff``), ``queue_while_disconnected`` (bytes), ``tls``
     (``TLSOptions``), and the link options: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``,
-    ``heartbeat``, ``handshake_timeout``, ``max_rate``, ``max_queued``. A misspelt option raises ``TypeError``
-    naming the valid ones.
+    ``heartbeat``, ``handshake_timeout``, ``max_rate``, ``max_queued``; and ``slow_callback`` (docs/operations.md).
+    A misspelt option raises ``TypeError`` naming the valid ones.
     """
     check_options("create_client", options, option_names(Client))
     return Client(port, callback, separator, max_message, **options)

@@ -54,9 +54,12 @@ class Server(Service):
         max_memory: int | None = DEFAULT_MAX_MEMORY,
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,
+        slow_callback: float | None = None,
         **link_options: Any,
     ) -> None:
-        super().__init__(port, callback, separator, max_message, max_queued, runner, **link_options)
+        super().__init__(
+            port, callback, separator, max_message, max_queued, runner, slow_callback=slow_callback, **link_options
+        )
         if max_connections is not None and (not isinstance(max_connections, int) or max_connections < 1):
             raise ValueError(f"max_connections must be a positive number or None, not {max_connections!r}")
         self._max_connections: int | None = max_connections
@@ -376,7 +379,9 @@ def create_server(
     its description, or a list of them, instead of the port), ``max_connections``, ``tls`` (``TLSOptions``),
     ``allow`` (networks peers must come from), ``max_memory`` (bytes held for all peers together), and the link
     options both ends share: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``, ``heartbeat``,
-    ``handshake_timeout``, ``max_rate``, ``max_queued``. docs/limits.md and docs/security.md say what each does.
+    ``handshake_timeout``, ``max_rate``, ``max_queued``; and ``slow_callback`` (seconds a callback may hold the
+    reactor before a warning is logged; off by default). docs/limits.md, docs/security.md and
+    docs/operations.md say what each does.
     A misspelt option raises ``TypeError`` naming the valid ones.
     """
     check_options("create_server", options, option_names(Server))

@@ -71,7 +71,7 @@ class Slow(Recorder):
 @pytest_twisted.ensureDeferred
 async def test_slow_callback_is_warned_once_per_interval(net):
     recorder = Slow()
-    server = await net.server(recorder, slow_callback=0.02)
+    server = await net.server(recorder, slow_callback=0.02)  # the option create_server takes too
     peer = await net.raw_peer(server.port())
     with capturedLogs() as events:
         peer.transport.write(b"a;")
@@ -93,6 +93,19 @@ async def test_no_warning_without_the_option(net):
         peer.transport.write(b"a;")
         await recorder.when_received(1)
     assert not [e for e in events if "held the reactor" in e.get("log_format", "")]
+
+
+def test_create_server_and_client_take_the_option():
+    from leads_twisted.comm import create_client, create_server
+
+    for create in (create_server, create_client):
+        create(0, slow_callback=0.5)  # taken: no TypeError for an unknown option
+        try:
+            create(0, slow_callback=-1)
+        except ValueError as error:
+            assert "slow_callback must be a positive number" in str(error)
+        else:
+            raise AssertionError(f"{create.__name__} took slow_callback=-1")
 
 
 def test_slow_callback_must_be_positive():
