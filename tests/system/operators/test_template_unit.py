@@ -63,3 +63,14 @@ def test_each_example_channel_file_passes_the_check(tmp_path: Path, channel: str
     result = run_twistd(f"--config={path}", "--check", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == f"twistd leads-comm: configuration from {path} is valid: relay on *:{port}\n"
+
+
+def test_the_template_keeps_the_services_hardening() -> None:
+    """Every setting from ``# Who it runs as`` on is the same in both units: a change to one must reach both."""
+
+    def hardening(unit: Path) -> list[str]:
+        text = unit.read_text().split("# Who it runs as", 1)[1]
+        return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+    assert hardening(TEMPLATE) == hardening(UNITS / "leads-comm.service")
+    assert len(hardening(TEMPLATE)) > 25
