@@ -3,89 +3,42 @@ their TOML files, the refreshed ``STATUS=``, and the watchdog restarting a daemo
 
 The units are the shipped ones with three paths changed (the venv, the channel files, a drop-in putting a copy
 of this directory's callbacks on ``PYTHONPATH``) and ``WatchdogSec=1``; the channel files are the shipped examples on
-port 0 and loopback. The daemon's venv is made from ``/usr/bin/python3`` under ``/opt`` (the units' PrivateTmp
-and ProtectHome hide ``/tmp``, ``/root`` and ``/home`` from them).
+port 0 and loopback. The daemon's venv is the session's one (``tests/system/systemd_sandbox.py``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ..daemon.test_systemd_units import UNITS
-from ..daemon.twistd_harness import REPO, Client
+from ..daemon.twistd_harness import Client
+from ..systemd_sandbox import Sandbox, need_sandbox, sandbox_up, scratch_directory
 
 OPERATORS = Path(__file__).resolve().parent
-TOOL = Path(os.environ.get("SYSTEMD_SANDBOX_TOOL", "/work/shared/tools/systemd-sandbox"))
+#: The session's daemon venv is built in the first test's setup.
+pytestmark = pytest.mark.timeout(300)
 
 
-def _missing() -> str | None:
-    if not TOOL.is_file():
-        return f"the systemd-sandbox tool is not at {TOOL} (set SYSTEMD_SANDBOX_TOOL)"
-    if os.geteuid() != 0:
-        return "systemd-sandbox needs root"
-    if not Path("/lib/systemd/systemd").exists():
-        return "systemd is not installed (apt-get install systemd)"
-    if not Path("/usr/bin/python3").exists() or shutil.which("nsenter") is None:
-        return "needs /usr/bin/python3 and util-linux's nsenter"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
-
-
-class Sandbox:
-    """A private systemd with our units; ``ctl``, ``show`` and ``down``."""
-
-    def __init__(self, state: Path, units: Path) -> None:
-        self.env = {**os.environ, "SYSTEMD_SANDBOX": str(state)}
-        self.units = units
-
-    def run(self, *arguments: str, check: bool = True) -> str:
-        result = subprocess.run(
-            [str(TOOL), *arguments], capture_output=True, text=True, env=self.env, timeout=60, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"systemd-sandbox {' '.join(arguments)}: {result.stdout}{result.stderr}")
-        return result.stdout
-
-    def show(self, unit: str, name: str) -> str:
-        return self.run("ctl", "show", "-p", name, "--value", unit).strip()
-
-    def wait_for(self, unit: str, name: str, wanted: str, timeout: float = 20.0) -> None:
-        """Poll a unit property until it has the wanted value (systemd's own state, bounded in time)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if re.fullmatch(wanted, self.show(unit, name)):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{unit} {name}={self.show(unit, name)!r}, never {wanted!r}\n{self.journal(unit)}")
-
-    def journal(self, unit: str) -> str:
-        return self.run("journal", "-u", unit, "-o", "cat", check=False)
+@pytest.fixture(autouse=True)
+def _sandbox_possible() -> None:
+    """Skip without root, systemd or the tool, naming what is missing; under CI fail instead."""
+    need_sandbox()
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    root = Path(tempfile.mkdtemp(prefix="leads-comm-systemd-", dir="/opt"))
-    root.chmod(0o755)  # the units' dynamic user must read the venv and the files
+def sandbox(daemon_venv: Path) -> Iterator[Sandbox]:
+    root = scratch_directory("leads-comm-systemd-")
     try:
-        venv = root / "venv"
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True, timeout=120)
-        subprocess.run([str(venv / "bin/pip"), "install", "--quiet", f"{REPO}[monitor]"], check=True, timeout=600)
         units, etc = root / "units", root / "etc"
         units.mkdir()
         etc.mkdir()
         template = (UNITS / "leads-comm@.service").read_text()
-        template = template.replace("/opt/leads-comm/venv", str(venv)).replace("/etc/leads-comm/", f"{etc}/")
+        template = template.replace("/opt/leads-comm/venv", str(daemon_venv)).replace("/etc/leads-comm/", f"{etc}/")
         template = re.sub(r"^WatchdogSec=\d+$", "WatchdogSec=1", template, flags=re.MULTILINE)
         (units / "leads-comm@.service").write_text(template)
         (units / "leads-comm@.service.d").mkdir()
@@ -98,12 +51,8 @@ def sandbox() -> Iterator[Sandbox]:
             text = re.sub(r"^port = \d+$", 'port = 0\ninterface = "127.0.0.1"', text, flags=re.MULTILINE)
             text = re.sub(r"^monitor = .*$", 'monitor = "tcp:0:interface=127.0.0.1"', text, flags=re.MULTILINE)
             (etc / f"{channel}.toml").write_text(text + 'callback = "callbacks:Block"\n')
-        box = Sandbox(root / "state", units)
-        box.run("up", str(units))
-        try:
+        with sandbox_up(root / "state", units) as box:
             yield box
-        finally:
-            box.run("down", check=False)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
