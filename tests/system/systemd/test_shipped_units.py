@@ -34,6 +34,31 @@ def status_of(units: Units) -> dict[str, str]:
     return {key: value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())}
 
 
+def mounts_of(units: Units) -> dict[str, tuple[set[str], str]]:
+    """The daemon's mount points as it sees them: options and file system type (the last mount on a point wins)."""
+    pid = units.box.show(SERVICE, "MainPID")
+    mounts = {}
+    for line in units.box.run("run", "cat", f"/proc/{pid}/mountinfo").splitlines():
+        fields, _, tail = line.partition(" - ")
+        point, options = fields.split()[4:6]
+        mounts[point] = (set(options.split(",")), tail.split()[0])
+    return mounts
+
+
+def journal_until(units: Units, text: str, *arguments: str, timeout: float = 10.0) -> str:
+    """``journalctl ARGUMENTS`` once its output holds ``text`` (journald takes the daemon's lines in its own time)."""
+    deadline = time.monotonic() + timeout
+    while text not in (found := units.box.run("journal", "-o", "cat", *arguments)):
+        assert time.monotonic() < deadline, f"no {text!r} in the journal:\n{units.box.journal(SERVICE)}"
+        time.sleep(0.1)
+    return found
+
+
+def this_run(units: Units) -> str:
+    """The journal match for the service's current run only."""
+    return f"_SYSTEMD_INVOCATION_ID={units.box.show(SERVICE, 'InvocationID')}"
+
+
 def test_start_returns_once_the_daemon_is_ready(units: Units) -> None:
     port = units.listen()
     assert units.box.show(SERVICE, "Type") == "notify"
@@ -84,6 +109,11 @@ def test_hardening_is_applied_to_the_running_daemon(units: Units) -> None:
     uid = int(shown["UID"])
     assert uid != 0 and 61184 <= uid <= 65519  # systemd's range for dynamic users
     assert status["Uid"].split() == [str(uid)] * 4
+    # What it sees: a read-only system, empty home directories, a private /dev.
+    mounts = mounts_of(units)
+    assert "ro" in mounts["/"][0]
+    for hidden in ("/root", "/home", "/dev"):
+        assert mounts[hidden][1] == "tmpfs" and "ro" in mounts[hidden][0], (hidden, mounts[hidden])
 
 
 def tls_link(port: int, ca: Path, identity: Identity) -> ssl.SSLSocket:
@@ -140,6 +170,7 @@ def test_mutual_tls_under_the_shipped_hardening(units: Units) -> None:
     finally:
         receiver.close()
         sender.close()
+    journal_until(units, "TLS handshake with 127.0.0.1:", "-p", "warning", this_run(units))
     assert units.box.show(SERVICE, "ActiveState") == "active"
 
 
@@ -162,17 +193,14 @@ def test_socket_activation_starts_the_service_on_the_first_client(units: Units) 
 def test_journal_priorities_from_the_daemon(units: Units) -> None:
     units.listen("--allow=192.0.2.0/24")  # loopback is not in it: every test client is refused with a warning
     units.box.ctl("start", SERVICE)
-    invocation = f"_SYSTEMD_INVOCATION_ID={units.box.show(SERVICE, 'InvocationID')}"
+    invocation = this_run(units)
     stranger = Client(units.port)
     address = f"127.0.0.1:{stranger.socket.getsockname()[1]}"
     try:
         assert stranger.receive_until_closed() == b""
     finally:
         stranger.close()
-    deadline = time.monotonic() + 10.0
-    while "not in allow" not in (warnings := units.box.run("journal", "-p", "warning", "-o", "cat", invocation)):
-        assert time.monotonic() < deadline, f"no warning in the journal:\n{units.box.journal(SERVICE)}"
-        time.sleep(0.1)
+    warnings = journal_until(units, "not in allow", "-p", "warning", invocation)
     everything = units.box.run("journal", "-o", "cat", invocation)
     assert "listening on" in everything  # an info line: logged, and under -p warning it is not
     assert "listening on" not in warnings
