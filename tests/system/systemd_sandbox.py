@@ -59,6 +59,7 @@ def need_sandbox() -> None:
 
 def scratch_directory(prefix: str) -> Path:
     """A fresh directory under ``/opt`` that the units' dynamic user can read (``/tmp`` is private to them)."""
+    Path("/opt").mkdir(exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/opt"))
     path.chmod(0o755)
     return path

@@ -1,4 +1,5 @@
-"""The shipped ``leads-comm.service``, ``leads-comm.socket`` and socket-activation drop-in under a real systemd.
+"""The shipped ``leads-comm.service``, ``leads-comm.socket``, socket-activation drop-in and template unit under a
+real systemd.
 
 One sandbox serves the whole folder. Before each test the unit directory is written afresh: the shipped files
 with the venv's path changed, and a drop-in of the test's own that changes only the port (a free loopback one)
@@ -18,7 +19,9 @@ from ..daemon.test_systemd_units import UNITS
 from ..systemd_sandbox import Sandbox, free_port, need_sandbox, sandbox_up, scratch_directory
 
 SERVICE, SOCKET = "leads-comm.service", "leads-comm.socket"
+TEMPLATE = "leads-comm@.service"
 SHIPPED_VENV = "/opt/leads-comm/venv"
+SHIPPED_CHANNELS = "/etc/leads-comm/"
 
 
 @pytest.fixture(autouse=True)
@@ -38,13 +41,14 @@ class Units:
         self.port = 0
 
     def _shipped(self, name: str) -> str:
-        return (UNITS / name).read_text().replace(SHIPPED_VENV, str(self.venv))
+        text = (UNITS / name).read_text().replace(SHIPPED_VENV, str(self.venv))
+        return text.replace(SHIPPED_CHANNELS, f"{self.files / 'etc'}/")
 
     def reset(self) -> None:
         """The shipped service and socket, nothing else; systemd re-reads them."""
         for entry in self.box.units.iterdir():
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        for name in (SERVICE, SOCKET):
+        for name in (SERVICE, SOCKET, TEMPLATE):
             (self.box.units / name).write_text(self._shipped(name))
         self.box.ctl("daemon-reload")
 
@@ -73,8 +77,19 @@ class Units:
         self.box.ctl("daemon-reload")
         return self.port
 
+    def channel(self, name: str) -> int:
+        """The shipped example file of channel ``name`` for ``leads-comm@NAME``, on free loopback ports."""
+        self.port = free_port()
+        text = (UNITS / "leads-comm" / f"{name}.toml").read_text()
+        text, ports = re.subn(r"^port = \d+$", f'port = {self.port}\ninterface = "127.0.0.1"', text, flags=re.MULTILINE)
+        text, monitors = re.subn(r"^monitor = .*$", 'monitor = "tcp:0:interface=127.0.0.1"', text, flags=re.MULTILINE)
+        assert (ports, monitors) == (1, 1), "the shipped channel file changed: update this test"
+        (self.files / "etc").mkdir(mode=0o755, exist_ok=True)
+        (self.files / "etc" / f"{name}.toml").write_text(text)
+        return self.port
+
     def stop(self) -> None:
-        self.box.ctl("stop", SOCKET, SERVICE, check=False)
+        self.box.ctl("stop", SOCKET, SERVICE, "leads-comm@*.service", check=False)
         self.box.ctl("reset-failed", check=False)
 
 

@@ -26,10 +26,10 @@ def relays(port: int, host: str = "127.0.0.1") -> None:
         assert receiver.receive(1) == [b"through systemd"]
 
 
-def status_of(units: Units) -> dict[str, str]:
+def status_of(units: Units, unit: str = SERVICE) -> dict[str, str]:
     """The daemon's ``/proc/PID/status``, read inside the sandbox's PID namespace."""
-    pid = units.box.show(SERVICE, "MainPID")
-    assert pid not in ("", "0"), units.box.journal(SERVICE)
+    pid = units.box.show(unit, "MainPID")
+    assert pid not in ("", "0"), units.box.journal(unit)
     text = units.box.run("run", "cat", f"/proc/{pid}/status")
     return {key: value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())}
 
@@ -224,3 +224,57 @@ def test_stop_tells_the_clients_and_ends_inactive(units: Units) -> None:
     state = units.box.properties(SERVICE, "ActiveState", "Result", "ExecMainStatus")
     assert state == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0"}, units.box.journal(SERVICE)
     assert took < 10.0
+
+
+#: What the template must share with the service, as systemd reads it.
+HARDENING = (
+    "Type",
+    "TimeoutStopUSec",
+    "LimitNOFILE",
+    "DynamicUser",
+    "PrivateUsers",
+    "NoNewPrivileges",
+    "CapabilityBoundingSet",
+    "UMask",
+    "ProtectSystem",
+    "ProtectHome",
+    "PrivateTmp",
+    "PrivateDevices",
+    "PrivateIPC",
+    "ProtectProc",
+    "ProcSubset",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "RestrictNamespaces",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "LockPersonality",
+    "MemoryDenyWriteExecute",
+    "RestrictAddressFamilies",
+    "SystemCallArchitectures",
+    "SystemCallFilter",
+    "SystemCallErrorNumber",
+)
+
+
+def test_a_template_instance_runs_from_its_file_hardened_as_the_service(units: Units) -> None:
+    instance = "leads-comm@telemetry.service"
+    port = units.channel("telemetry")
+    units.box.ctl("start", instance)  # ExecStartPre checks the file, then READY=1
+    assert units.box.show(instance, "ActiveState") == "active"
+    relays(port)
+    hardening = units.box.properties(SERVICE, *HARDENING)
+    assert sorted(hardening) == sorted(HARDENING)  # systemd knows every name (it leaves out one it does not)
+    assert units.box.properties(instance, *HARDENING) == hardening
+    assert units.box.show(instance, "WatchdogUSec") == "10s"  # the service's WatchdogSec=10 (shown once running)
+    status = status_of(units, instance)
+    assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")
+    assert status["Uid"].split()[0] != "0"
+    # Without its file an instance does not start, and systemd says which assertion failed.
+    units.box.ctl("start", "leads-comm@missing.service", check=False)
+    missing = units.box.properties("leads-comm@missing.service", "ActiveState", "AssertResult")
+    assert missing == {"ActiveState": "inactive", "AssertResult": "no"}
