@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from threading import get_ident
 from typing import Any
 
 from twisted.application.internet import ClientService
@@ -79,6 +80,9 @@ class Client(Service):
         self._held: list[bytes] = []
         self._held_bytes: int = 0
         self._in_transit: int = 0
+        # Without a disconnected-send queue, the outbox itself refuses sends whenever there is no open link,
+        # so ``send`` needs no check of its own on its common path.
+        self._refuse_sends("the client is not connected; start it with start_client()")
 
     def _start_timeout(self) -> float:
         """The connect timeout, a TLS handshake's time, and a margin for a slow first reactor start."""
@@ -128,14 +132,18 @@ class Client(Service):
         separator = self._inline_separator
         if separator is None or type(msg) is not bytes or msg.find(separator) >= 0:
             self._encoder.check(msg)  # the full check, which raises for what the inline one could not pass
-        if self._queue_limit or self._in_reactor_thread():
+        if self._queue_limit or get_ident() == self._reactor_thread:
             self._send_or_queue(msg)
             return
-        # The common case, kept short: another thread, no disconnected-send queue.
-        connection = self._connection
-        if connection is None or connection._closing or connection._lost:
-            self._check_can_hold(msg)
-        self._outbox.put(self, msg, connection)
+        # The common case, kept short: another thread, no disconnected-send queue. The outbox raises
+        # ``OSError`` while there is no open link (``_refuse_sends``).
+        self._outbox.put(self, msg, self._connection)
+
+    def _refuse_sends(self, reason: str) -> None:
+        """From now until a link is up, sends raise ``OSError(reason)``; a client that holds sends for the next
+        link (``queue_while_disconnected``) refuses only once closed."""
+        if not self._queue_limit:
+            self._outbox.refuse(reason)
 
     def _send_or_queue(self, msg: bytes) -> None:
         """``send`` from the reactor thread, or with a disconnected-send queue to keep within its bound."""
@@ -270,7 +278,31 @@ class Client(Service):
         # start Deferred, run there): stop it on the reactor's next turn, before any retry could begin.
         self._reactor.callLater(0, lambda: retrying.stopService().addBoth(lambda _: self._finish()))
 
+    def _links(self) -> list[Any]:
+        return [self._connection] if self._connection is not None else []
+
+    def _refusal_once_closed(self) -> str:
+        return f"the client for {self.describe_target()} is closed"
+
+    def _refusal_on_link_close(self, connection: Any) -> str | None:
+        if connection is not self._connection or self._queue_limit:
+            return None
+        return f"the connection to {self.describe_target()} is closed"
+
+    def _peer_said_disconnect(self, connection: Any) -> None:
+        """The server said ``disconnect``: from now on ``send`` raises (or, with a disconnected-send queue and
+        reconnecting, holds the message for the next link); everything accepted before goes out first."""
+        if connection is self._connection:
+            reason = f"the server at {self.describe_target()} said disconnect; the client is not connected any more"
+            if not self._queue_limit:
+                self._outbox.refuse(reason)
+            elif self._retrying is None:
+                self._outbox.refuse(reason)  # no next link to hold sends for
+        super()._peer_said_disconnect(connection)
+
     def _add_connection(self, connection: Connection) -> None:
+        if self._state in (State.STARTING, State.RUNNING):
+            self._outbox.accept()
         with self._held_lock:
             held, self._held, self._held_bytes = self._held, [], 0
         if held:
@@ -287,6 +319,7 @@ class Client(Service):
     def _remove_connection(self, connection: Connection) -> None:
         if self._connection is connection:
             self._connection = None
+            self._refuse_sends(f"the client is not connected to {self.describe_target()}")
             self._outbox.resume()
 
     def _after_connection_lost(self, connection: Connection) -> None:

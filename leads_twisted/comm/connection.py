@@ -20,6 +20,7 @@ from leads_twisted.comm.direct_write import (
     twisted_holds_nothing,
     write_out,
 )
+from leads_twisted.comm.drain import DrainWatch, held_bytes, unsent
 from leads_twisted.comm.errors import porting_error
 from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
     from leads_twisted.comm.service import Service
 
 _log = Logger(namespace="leads_twisted.connection")
-
-#: How long a closing link may take to flush and hear the peer close before it is cut.
-CLOSE_GRACE_SECONDS: float = 1.0
 
 
 def _describe_peer(peer: object, transport: object) -> str:
@@ -200,6 +198,9 @@ class ConnectionBase(ABC):
     def _mark_lost(self) -> None:
         self._lost = True
 
+    def _heard_from_peer(self) -> None:  # noqa: B027 - a hook, empty by default
+        """Bytes came from the peer while this side is closing (a Twisted link counts it as progress)."""
+
     def _send_from_thread(self, msg: bytes) -> bool:
         """Only a ``Connection`` writes from a sending thread; other links always queue."""
         return False
@@ -209,11 +210,23 @@ class SlowPeer(OSError):
     """A peer stopped reading while messages for it piled up past ``max_buffered`` bytes."""
 
 
+class CloseCut(OSError):
+    """A closing link was cut: its peer took nothing for ``close_timeout`` seconds. ``unsent`` says how many
+    bytes (and, where they can be counted, messages) it still held for the peer."""
+
+    def __init__(self, message: str, unsent_bytes: int, unsent_messages: int | None) -> None:
+        super().__init__(message)
+        self.unsent_bytes: int = unsent_bytes
+        self.unsent_messages: int | None = unsent_messages
+
+
 class Connection(ConnectionBase):
     """A link carried by a Twisted transport; ``str()`` gives ``"host:port"`` of the peer.
 
     Closing is graceful: ``disconnect`` is sent after everything before it, the write side is shut, and the
-    peer's last messages are still delivered until it closes too, or until a short grace period ends.
+    peer's last messages are still delivered until it closes too. Everything written before the close is
+    delivered while the peer keeps reading, however slowly; the link is cut only once the peer has taken no
+    bytes (and sent none) for ``close_timeout`` seconds, and that is reported to ``on_fail`` (``CloseCut``).
     """
 
     def __init__(self, service: Service, transport: ITransport) -> None:
@@ -251,6 +264,8 @@ class Connection(ConnectionBase):
         # gets to it; ``_closing`` is the reactor's own word.
         self._close_requested: bool = False
         self._timers: list[Any] = []
+        self._drain: DrainWatch | None = None
+        self._close_timeout: float = policy.close_timeout
         self._held: int | None = None
         #: Told of what is held for this peer while it is not reading (the server's ``max_memory``).
         self._budget = service.memory_budget
@@ -310,7 +325,7 @@ class Connection(ConnectionBase):
             self._close_now()
         else:
             self._close_requested = True
-            self._service._outbox.put_close(self)
+            self._service._outbox.put_close(self, self._service._refusal_on_link_close(self))
 
     def _send_from_thread(self, msg: bytes) -> bool:
         """Write ``msg`` from the sending thread, if nothing written before it is still waiting; else False.
@@ -318,10 +333,14 @@ class Connection(ConnectionBase):
         The outbox calls it under its lock, with nothing queued and the queue quiet. It spares the reactor's
         wake-up, which is most of a message's latency when messages are not sent in bursts. What the socket
         does not take is left for the reactor thread, which writes it before anything else.
+
+        A ``KeyboardInterrupt`` may land at any call here: the lock is a ``with``; the socket's answer is kept
+        by the same C call that gets it (``list.extend``), so a message cut short by an interrupt still has its
+        rest written after it.
         """
-        if not self._threads_may_write or self._observers.active or not self._write_lock.acquire(False):
-            return False  # not a plain socket, observers must hear of it, or the reactor is writing: queue
-        try:
+        if not self._threads_may_write or self._observers.active:
+            return False  # not a plain socket, or observers must hear of it: queue
+        with self._write_lock:
             if (
                 self._closing
                 or self._lost
@@ -335,27 +354,33 @@ class Connection(ConnectionBase):
             thread_socket = self._thread_socket
             if thread_socket is None:
                 if not self._thread_socket_asked:
-                    self._thread_socket_asked = True
                     self._service._call_from_thread(self._make_thread_socket)
+                    self._thread_socket_asked = True  # after the call: asking twice is harmless, never is not
                 return False
             data = self._frame(msg)
+            taken: list[int] = []
             try:
-                sent = thread_socket.send(data)
-            except OSError:
-                sent = 0  # full, or broken: the reactor's write finds out which and acts as usual
-            if sent < len(data):
-                self._unsent_tail = data[sent:]
-                self._service._call_from_thread(self._write_unsent_tail)
+                # Full, or broken: the reactor's write finds out which and acts as usual.
+                with contextlib.suppress(OSError):
+                    taken.extend(map(thread_socket.send, (data,)))
+                sent = taken[0] if taken else 0
+                if sent < len(data):
+                    self._unsent_tail = data[sent:]
+                    self._service._call_from_thread(self._write_unsent_tail)
+            except BaseException:
+                if taken and self._unsent_tail is None and taken[0] < len(data):
+                    self._unsent_tail = data[taken[0] :]
+                if self._unsent_tail is not None:
+                    self._service._call_from_thread(self._write_unsent_tail)
+                raise
             return True
-        finally:
-            self._write_lock.release()
 
     # The reactor-thread side, used by the service and the outbox.
 
     def _make_thread_socket(self) -> None:
         """Give sending threads a descriptor of their own, unless the link is ending or descriptors are short."""
         with self._write_lock:
-            if self._closing or self._lost:
+            if self._closing or self._lost or self._thread_socket is not None:
                 return
             self._thread_socket = thread_descriptors.take(self._socket)  # type: ignore[arg-type]
             if self._thread_socket is None:
@@ -466,7 +491,8 @@ class Connection(ConnectionBase):
         self._transport.abortConnection()
 
     def _close_now(self) -> None:
-        """Send ``disconnect``, flush, shut our side, and let the peer finish; cut the link if it lingers."""
+        """Send ``disconnect`` after everything before it, shut our side, and let the peer finish; cut the link
+        only once the peer has taken nothing for ``close_timeout`` seconds."""
         if self._closing or self._lost:
             return
         goodbye = self._frame(DISCONNECT)
@@ -474,6 +500,7 @@ class Connection(ConnectionBase):
             held, self._held_writes = self._held_writes, None
             self._closing = True
             self._write_locked(b"".join([*held, goodbye]) if held else goodbye, directly=True)
+        self._service._link_closing(self)
         transport = self._transport
         if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()
@@ -481,12 +508,31 @@ class Connection(ConnectionBase):
             transport.loseWriteConnection()
         else:
             transport.loseConnection()
-        self._timers.append(self._service._reactor.callLater(CLOSE_GRACE_SECONDS, self._cut))
+        self._drain = DrainWatch(self._service._reactor, self._close_timeout, lambda: held_bytes(transport), self._cut)
+
+    def _heard_from_peer(self) -> None:
+        if self._drain is not None:
+            self._drain.progress()
 
     def _cut(self) -> None:
-        _log.info("{connection} did not close within {grace} s; cutting it", connection=self, grace=CLOSE_GRACE_SECONDS)
+        """The peer took nothing for ``close_timeout`` seconds: end the link and say what it did not get."""
+        self._drain = None
+        separator = self.separator if self._service._policy.framing == "separator" else None
+        left = unsent(self._transport, separator)
+        if left.bytes:
+            text = (
+                f"{self} took nothing for {self._close_timeout:g} s while closing; cutting it with "
+                f"{left.describe()} not delivered"
+            )
+        else:
+            text = (
+                f"{self} did not close within {self._close_timeout:g} s of taking everything sent to it "
+                f"(disconnect included); cutting it"
+            )
+        _log.warn("{text}", text=text)
         self._end_reason = LinkEnd.CUT
         self._transport.abortConnection()
+        self._service._report(about_peer(CloseCut(text, left.bytes, left.messages), self._description, logged=True))
 
     def _mark_lost(self) -> None:
         self._lost = True
@@ -499,6 +545,9 @@ class Connection(ConnectionBase):
             if self._thread_socket is not None:
                 thread_descriptors.give_back(self._thread_socket)
                 self._thread_socket = None
+        if self._drain is not None:
+            self._drain.stop()
+            self._drain = None
         for timer in self._timers:
             if isinstance(timer, LoopingCall):
                 if timer.running:

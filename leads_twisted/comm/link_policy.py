@@ -16,6 +16,9 @@ SlowPolicy = Literal["disconnect", "drop"]
 #: Outgoing bytes a link may hold for a peer that is not reading, beyond the transport's own buffer.
 DEFAULT_MAX_BUFFERED: int = 4 * 1024 * 1024
 
+#: Seconds a closing link may go without its peer taking a byte before it is cut.
+DEFAULT_CLOSE_TIMEOUT: float = 5.0
+
 #: The message a heartbeat sends; only services with ``heartbeat`` set send it or swallow it.
 HEARTBEAT: bytes = b"heartbeat"
 
@@ -63,6 +66,7 @@ class LinkPolicy:
     #: Messages per second a peer may send on average (bursts of one second's worth); more are held back by
     #: pausing reading from that peer, not dropped. None: no limit.
     max_rate: float | None = None
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT
     encoder: Encoder | LengthEncoder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +83,12 @@ class LinkPolicy:
             if value is not None and not value > 0:
                 unit = "messages per second" if name == "max_rate" else "seconds"
                 raise ValueError(f"{name} must be a positive number of {unit} or None, not {value!r}")
+        if (
+            isinstance(self.close_timeout, bool)
+            or not isinstance(self.close_timeout, (int, float))
+            or not (self.close_timeout > 0)
+        ):
+            raise ValueError(f"close_timeout must be a positive number of seconds, not {self.close_timeout!r}")
         encoder = LengthEncoder() if self.framing == "length" else Encoder(self.separator)
         object.__setattr__(self, "encoder", encoder)
 

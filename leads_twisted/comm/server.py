@@ -268,6 +268,9 @@ class Server(Service):
             self._observers.refused(self, transport.getPeer(), "handshakes")
         transport.abortConnection()
 
+    def _links(self) -> list[ConnectionBase]:
+        return list(self._connections)
+
     def _add_connection(self, connection: Connection) -> None:
         self._connections[connection] = None
 

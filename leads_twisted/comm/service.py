@@ -23,6 +23,7 @@ from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection, ConnectionBase, describe_peer
 from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, MessageTooLong
+from leads_twisted.comm.latch import Latch
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
 from leads_twisted.comm.log_guard import RateLimitedWarnings, about_peer, escape
 from leads_twisted.comm.memory_budget import MemoryBudget
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
     from leads_twisted.comm.protocol import LeadsProtocol
 
 _log = Logger(namespace="leads_twisted.service")
-
-#: How long ``close()`` called from another thread waits for the peers to be told and the links to end.
-CLOSE_TIMEOUT_SECONDS: float = 5.0
 
 #: How long a blocking start of a server waits to be listening (a client waits its connect timeout and more).
 START_TIMEOUT_SECONDS: float = 30.0
@@ -93,10 +91,14 @@ class Service(ABC):
             self._inline_separator = self._policy.separator
         self._runner: ReactorRunner = runner if runner is not None else shared_runner
         self._in_reactor_thread: Callable[[], bool] = self._runner.in_reactor_thread
+        #: The reactor thread's id once the service has begun (``_begin`` runs there): a send compares it with
+        #: ``get_ident()``, cheaper than calling ``_in_reactor_thread`` on every message.
+        self._reactor_thread: int | None = None
         self._outbox: Outbox = Outbox(self._call_from_thread, max_queued, self._runner.write_batch)
         self._state: State = State.NEW
         self._state_lock = threading.Lock()
-        self._finished = threading.Event()
+        self._finished = Latch()
+        self._cut_timer: Any = None
         self._finish_waiters: list[Deferred[None]] = []
         self._sender: ConnectionBase | None = None
         self._opening: set[LeadsProtocol] = set()
@@ -221,16 +223,18 @@ class Service(ABC):
     def close(self) -> None:
         """Tell every peer ``disconnect`` after what was sent before, and end the service; safe to repeat.
 
-        From another thread it waits (at most a few seconds) for the links to end; inside a callback it only
-        begins the closing.
+        Everything sent before is delivered while the peers keep reading; a peer that takes nothing for
+        ``close_timeout`` seconds is cut, and ``on_fail`` says what it did not get (``CloseCut``). From another
+        thread it waits until every link has ended, however long the peers take to read (Ctrl-C ends the wait,
+        not the closing); inside a callback it only begins the closing.
         """
         if self._close_unstarted() or self._state is State.CLOSED:
             return
         if self._in_reactor_thread():
             self._close_now()
             return
-        self._outbox.put_close(self)
-        self._finished.wait(CLOSE_TIMEOUT_SECONDS)
+        self._outbox.put_close(self, self._refusal_once_closed())
+        self._finished.wait()
 
     def start_in_reactor(self, *args: Any, **kwargs: Any) -> Deferred[Self]:
         """For Twisted programs, in the reactor thread: start, and fire with the service once it is up.
@@ -242,11 +246,38 @@ class Service(ABC):
         self._claim_start()
         return self._begin(*args, **kwargs).addCallback(lambda _: self)
 
-    def close_in_reactor(self) -> Deferred[None]:
-        """For Twisted programs, in the reactor thread: close, and fire once every link has ended."""
+    def close_in_reactor(self, within: float | None = None) -> Deferred[None]:
+        """For Twisted programs, in the reactor thread: close, and fire once every link has ended.
+
+        With ``within``, links still draining that many seconds later are cut (each reported like any cut),
+        so the Deferred fires within about that time whatever the peers do.
+        """
         if not self._close_unstarted():
             self._close_now()
+            if within is not None and self._state is State.CLOSING and self._cut_timer is None:
+                self._cut_timer = self._reactor.callLater(within, self._cut_links)
         return self._when_finished()
+
+    def _refusal_once_closed(self) -> str | None:
+        """What a send raises once ``close()`` has been asked for, or None if sends just go nowhere."""
+        return None
+
+    def _refusal_on_link_close(self, connection: ConnectionBase) -> str | None:
+        """What a send through the service raises once ``connection`` is closing, or None if nothing changes."""
+        return None
+
+    def _link_closing(self, connection: ConnectionBase) -> None:
+        """``connection`` began closing, whichever side began it (reactor thread)."""
+        refusal = self._refusal_on_link_close(connection)
+        if refusal is not None:
+            self._outbox.refuse(refusal)
+
+    def _cut_links(self) -> None:
+        """Cut every link still draining (``close_in_reactor(within=...)`` ran out)."""
+        self._cut_timer = None
+        for connection in self._links():
+            if isinstance(connection, Connection) and not connection._lost:
+                connection._cut()
 
     def _claim_start(self) -> None:
         """NEW → STARTING, once: a service runs once."""
@@ -261,7 +292,7 @@ class Service(ABC):
             if self._state is not State.NEW:
                 return False
             self._state = State.CLOSED
-            self._finished.set()
+            self._finished.open()
             return True
 
     def _start_timeout(self) -> float:
@@ -285,6 +316,7 @@ class Service(ABC):
         self._reactor.callFromThread(function)
 
     def _begin(self, *args: Any, **kwargs: Any) -> Deferred[None]:
+        self._reactor_thread = threading.get_ident()
         if self._state is not State.STARTING:
             return succeed(None)  # closed before the reactor got to the start: nothing to begin
         self._runner.at_exit(self.close_in_reactor)
@@ -308,6 +340,9 @@ class Service(ABC):
         if self._state in (State.CLOSING, State.CLOSED):
             return
         self._state = State.CLOSING
+        refusal = self._refusal_once_closed()
+        if refusal is not None:
+            self._outbox.refuse(refusal)
         self._abort_opening_links()
         self._shut_down()
 
@@ -325,8 +360,14 @@ class Service(ABC):
             return
         self._state = State.CLOSED
         self._runner.forget_at_exit(self.close_in_reactor)
+        if self._cut_timer is not None and self._cut_timer.active():
+            self._cut_timer.cancel()
+        self._cut_timer = None
+        refusal = self._refusal_once_closed()
+        if refusal is not None:
+            self._outbox.refuse(refusal)
         self._outbox.resume()
-        self._finished.set()
+        self._finished.open()
         waiters, self._finish_waiters = self._finish_waiters, []
         for waiter in waiters:
             waiter.callback(None)
@@ -442,7 +483,7 @@ class Service(ABC):
             for msg in messages:
                 if with_controls:
                     if msg == DISCONNECT:
-                        connection._close_now()
+                        self._peer_said_disconnect(connection)
                         continue
                     if skip_heartbeats and msg == HEARTBEAT:
                         continue
@@ -454,6 +495,11 @@ class Service(ABC):
                     self._callback_raised("on_receive", error)
         finally:
             self._sender = None
+
+    def _peer_said_disconnect(self, connection: ConnectionBase) -> None:
+        """The peer said ``disconnect``: what threads handed over before it goes out first, then ours."""
+        self._outbox.flush()
+        connection._close_now()
 
     def _connection_lost(self, connection: Connection, reason: Failure) -> None:
         connection._mark_lost()
@@ -479,6 +525,8 @@ class Service(ABC):
 
         What the callbacks send meanwhile is held and written once per link when they are done.
         """
+        if connection._closing:
+            connection._heard_from_peer()
         slow = self._slow
         if slow is None:
             return self._receive_chunk(connection, decoder, data)
@@ -555,6 +603,10 @@ class Service(ABC):
     @abstractmethod
     def _shut_down(self) -> None:
         """Stop accepting or connecting and close every link; call ``_finish`` once all is gone."""
+
+    @abstractmethod
+    def _links(self) -> list[ConnectionBase]:
+        """The links open now."""
 
     @abstractmethod
     def _add_connection(self, connection: Connection) -> None:

@@ -10,7 +10,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from leads_twisted.comm import DISCONNECT, MessageTooLong, Server
-from leads_twisted.comm.connection import CLOSE_GRACE_SECONDS
+from leads_twisted.comm.connection import CloseCut
 from leads_twisted.comm.reactor_thread import ReactorRunner
 
 from .conftest import Recorder
@@ -87,7 +87,8 @@ def test_disconnect_once_however_the_link_ends(harness, reason):
     assert harness.recorder.kinds() == ["initialize", "connect", "disconnect"]
 
 
-def test_close_sends_disconnect_then_cuts_a_peer_that_does_not_go(harness):
+def test_close_sends_disconnect_then_cuts_a_peer_that_does_nothing_for_close_timeout(make_harness):
+    harness = make_harness(close_timeout=2.0)
     protocol, transport = harness.link()
     [connection] = harness.recorder.of("connect")
     connection.send(b"last words")
@@ -97,10 +98,18 @@ def test_close_sends_disconnect_then_cuts_a_peer_that_does_not_go(harness):
     assert not transport.disconnected
     with pytest.raises(OSError):
         connection.send(b"too late")
-    harness.reactor.advance(CLOSE_GRACE_SECONDS - 0.01)
+    # The peer still sends: each time it does, the close timeout starts again.
+    for _ in range(3):
+        harness.reactor.advance(1.6)
+        protocol.dataReceived(b"still talking;")
     assert not transport.disconnected
-    harness.reactor.advance(0.02)
-    assert transport.disconnected, "the link is cut once the grace period is over"
+    assert harness.recorder.of("receive") == [b"still talking"] * 3
+    harness.reactor.advance(1.6)
+    assert not transport.disconnected, "1.6 s of silence is within the close timeout"
+    harness.reactor.advance(0.8)
+    assert transport.disconnected, "the link is cut once the peer has done nothing for close_timeout"
+    [cut] = harness.recorder.of("fail")
+    assert isinstance(cut, CloseCut) and "took nothing for 2 s" in str(cut) or "did not close" in str(cut), cut
     protocol.connectionLost(Failure(ConnectionLost()))
     assert harness.recorder.kinds().count("disconnect") == 1
 
