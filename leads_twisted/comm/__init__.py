@@ -9,7 +9,7 @@ from __future__ import annotations
 from leads_twisted.comm import client, prototype, server
 from leads_twisted.comm.callback import Callback, CallbackChain
 from leads_twisted.comm.client import Client, create_client, start_client
-from leads_twisted.comm.connection import Connection, ConnectionBase, SlowPeer
+from leads_twisted.comm.connection import CloseCut, Connection, ConnectionBase, SlowPeer
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, DISCONNECT, MessageTooLong
 from leads_twisted.comm.link_policy import Backoff
 from leads_twisted.comm.observer import LinkEnd, Observer
@@ -28,6 +28,7 @@ __all__ = [
     "Callback",
     "CallbackChain",
     "Client",
+    "CloseCut",
     "Connection",
     "ConnectionBase",
     "Entity",

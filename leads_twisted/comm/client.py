@@ -285,8 +285,8 @@ class Client(Service):
         return f"the client for {self.describe_target()} is closed"
 
     def _refusal_on_link_close(self, connection: Any) -> str | None:
-        if connection is not self._connection or self._queue_limit:
-            return None
+        if connection is not self._connection or self._queue_limit or self._outbox.refusing():
+            return None  # not ours, held for the next link, or already refused with a more precise reason
         return f"the connection to {self.describe_target()} is closed"
 
     def _peer_said_disconnect(self, connection: Any) -> None:

@@ -198,6 +198,10 @@ class Outbox:
         with self._lock:
             self._refuse_locked(reason)
 
+    def refusing(self) -> bool:
+        """True while sends are refused."""
+        return self._refusal is not None
+
     def accept(self) -> None:
         """Take sends again after ``refuse``."""
         with self._lock:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ISSLTransport
+from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener, IPushProducer, ISSLTransport
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
 from leads_twisted.comm.framing import DISCONNECT
 from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from leads_twisted.comm.service import Service
 
 
-@implementer(IPushProducer, IHandshakeListener)
+@implementer(IPushProducer, IHandshakeListener, IHalfCloseableProtocol)
 class LeadsProtocol(Protocol, TimeoutMixin):
     """Frames one link and hands its messages and events to the service; it holds no policy of its own.
 
@@ -28,6 +28,9 @@ class LeadsProtocol(Protocol, TimeoutMixin):
     handshake has verified the peer. The protocol registers itself as the transport's producer so the
     service hears when the peer falls behind, and times the link out after ``idle_timeout`` seconds without
     a byte from the peer, if that is set. Over TLS the handshake must end within ``handshake_timeout``.
+
+    When the peer shuts its side (after its ``disconnect``), what this side still has to write is written
+    first: the link ends once both sides are shut, not at the peer's end of data.
 
     Per chunk of bytes it tells the server's memory budget what it holds of an unfinished message, and, with
     ``max_rate``, pauses reading from a peer that sends more messages per second than that.
@@ -52,6 +55,8 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         self._rate: ReadRateLimit | None = None
         if policy.max_rate is not None:
             self._rate = ReadRateLimit(policy.max_rate, reactor, self._pause_reading, self._resume_reading)
+        self._read_shut = False
+        self._write_shut = False
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
@@ -62,6 +67,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
             socket_transport.setTcpKeepAlive(1)
             socket_transport.setTcpNoDelay(1)
         transport.registerProducer(self, True)
+        _pass_half_closes_through(transport, self)
         if over_tls:
             self.opened_at = self.service._reactor.seconds()
             self.service._link_opening(self)
@@ -108,6 +114,22 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         # Also on a closing link: the peer's last messages and its close must still be read.
         self.transport.resumeProducing()  # type: ignore[union-attr]
 
+    # IHalfCloseableProtocol: each side of a plain TCP or unix link is shut on its own.
+
+    def readConnectionLost(self) -> None:
+        """The peer will send nothing more: close our side gracefully, then end the link once it is shut."""
+        self._read_shut = True
+        if self.connection is not None:
+            self.service._peer_done_sending(self.connection)
+        if self._write_shut or self.connection is None:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        """Everything of ours has been written and our side shut."""
+        self._write_shut = True
+        if self._read_shut:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
     def timeoutConnection(self) -> None:
         if self.connection is not None:
             self.service._connection_idle(self.connection, self._idle_timeout or 0.0)
@@ -138,6 +160,24 @@ class LeadsProtocol(Protocol, TimeoutMixin):
 
     def stopProducing(self) -> None:
         """The transport is going away; ``connectionLost`` reports it."""
+
+
+def _pass_half_closes_through(transport: Any, protocol: LeadsProtocol) -> None:
+    """Make sure the transport tells ``protocol`` of half-closes, also through an endpoint's wrapper.
+
+    Twisted's client endpoints put a wrapper between the transport and our protocol that forwards
+    ``readConnectionLost``, but it declares only the last of the optional interfaces it copies (each
+    ``directlyProvides`` replaces the one before), so the transport thinks the link cannot be half-closed and
+    ends it, unsent bytes and all, at the peer's end of data. Declaring it again on the wrapper fixes that.
+    """
+    wrapper = getattr(transport, "protocol", None)
+    if (
+        wrapper is not None
+        and wrapper is not protocol
+        and getattr(wrapper, "_wrappedProtocol", None) is protocol
+        and not IHalfCloseableProtocol.providedBy(wrapper)
+    ):
+        alsoProvides(wrapper, IHalfCloseableProtocol)
 
 
 class RefusingProtocol(Protocol):

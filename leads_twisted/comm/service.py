@@ -501,6 +501,14 @@ class Service(ABC):
         self._outbox.flush()
         connection._close_now()
 
+    def _peer_done_sending(self, connection: ConnectionBase) -> None:
+        """The peer shut its side of the link: as after its ``disconnect``, if that did not come first. The peer
+        ended the link, so it ends as closed, even if our ``disconnect`` can no longer reach it."""
+        if connection._end_reason is None:
+            connection._end_reason = LinkEnd.CLOSED
+        if not connection._closing:
+            self._peer_said_disconnect(connection)
+
     def _connection_lost(self, connection: Connection, reason: Failure) -> None:
         connection._mark_lost()
         self._remove_connection(connection)

@@ -82,9 +82,9 @@ async def test_reset_and_half_closed_peers_disconnect_once_without_spinning(proc
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_peer_that_never_answers_disconnect_is_cut_after_the_grace_period(net):
+async def test_a_peer_that_never_answers_disconnect_is_cut_after_close_timeout(net):
     recorder = Recorder()
-    server = await net.server(recorder)
+    server = await net.server(recorder, close_timeout=1.0)
     # A peer that neither reads nor closes: it never hears the server's disconnect.
     silent = socket.create_connection((LOOPBACK, server.port()), timeout=5)
     try:
