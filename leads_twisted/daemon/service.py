@@ -39,14 +39,25 @@ class CommService(Service):
     logged the one-line reason). Once the reactor runs it sends systemd ``READY=1``; on stop, ``STOPPING=1``,
     then every client is told ``disconnect`` and the host waits until all links have ended.
 
-    ``foreground`` is twistd's ``--nodaemon``: a daemonizing twistd must see the start fail with an exception
-    so that the process waiting for it hears of it (``SystemExit`` would leave it waiting forever).
+    ``stop_within`` bounds the stop: links still draining that many seconds after it began are cut (see
+    ``stopping``). ``foreground`` is twistd's ``--nodaemon``: a daemonizing twistd must see the start fail
+    with an exception so that the process waiting for it hears of it (``SystemExit`` would leave it waiting
+    forever).
     """
 
     name = "leads-comm"
 
-    def __init__(self, server: Server, reactor: Any, notifier: Notifier, mode: str, foreground: bool = True) -> None:
+    def __init__(
+        self,
+        server: Server,
+        reactor: Any,
+        notifier: Notifier,
+        mode: str,
+        foreground: bool = True,
+        stop_within: float | None = None,
+    ) -> None:
         self.server: Server = server
+        self._stop_within: float | None = stop_within
         self._reactor: Any = reactor
         self._notifier: Notifier = notifier
         self._mode: str = mode
@@ -102,7 +113,7 @@ class CommService(Service):
         count = self.server.num_connections()
         self._notifier.stopping(f"telling {count} clients to disconnect")
         _log.info("stopping: telling {count} clients to disconnect", count=count)
-        return self.server.close_in_reactor().addCallback(self._closed)
+        return self.server.close_in_reactor(within=self._stop_within).addCallback(self._closed)
 
     def _closed(self, _: object) -> None:
         _log.info("every link has ended")

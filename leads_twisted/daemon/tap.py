@@ -18,7 +18,7 @@ from leads_twisted.comm import DEFAULT_MAX_MESSAGE, Callback, Server
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.errors import endpoint_mistake
 from leads_twisted.comm.framing import check_separator
-from leads_twisted.comm.link_policy import DEFAULT_MAX_BUFFERED
+from leads_twisted.comm.link_policy import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_BUFFERED
 from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY
 from leads_twisted.comm.server import parse_allow
 from leads_twisted.comm.tls import TLSOptions, TLSSelfCheckFailed
@@ -37,6 +37,7 @@ from leads_twisted.daemon.operators import (
 from leads_twisted.daemon.readiness import Notifier
 from leads_twisted.daemon.security import security_options
 from leads_twisted.daemon.service import CommService
+from leads_twisted.daemon.stopping import stop_within
 from leads_twisted.daemon.websocket import with_websocket
 from leads_twisted.logger import leave_output_to_host
 
@@ -83,6 +84,8 @@ class Options(usage.Options):
         self["slow-callback"] = DEFAULT_SLOW_CALLBACK
         self["config"] = None
         self["check"] = False
+        # --- reliable close (issue 10a) ---
+        self["close-timeout"] = DEFAULT_CLOSE_TIMEOUT
 
     def opt_port(self, value: str) -> None:
         """TCP port to listen on, 0 for any free one [default: 16900]"""
@@ -234,6 +237,12 @@ class Options(usage.Options):
 
     # --- end of operators ---
 
+    # --- reliable close (issue 10a) ---
+    def opt_close_timeout(self, value: str) -> None:
+        """seconds a closing client may take no bytes at all before it is cut; on SIGTERM the daemon ends within
+        three times this [default: 5]"""
+        self["close-timeout"] = _seconds("--close-timeout", value)
+
     def postOptions(self) -> None:
         """Check the options that only make sense together."""
         tls = (self["tls-certificate"], self["tls-key"], self["tls-ca"])
@@ -348,12 +357,15 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         tls=_tls_options(options),
         **security_options(options),
         slow_callback=options["slow-callback"],
+        close_timeout=options["close-timeout"],
     )
     twistd = getattr(options, "parent", None)
     # twist always runs in the foreground and has no such option; twistd forks unless told --nodaemon.
     foreground = twistd is None or bool(twistd.get("nodaemon", True))
     notifier = Notifier.from_environment()
-    comm = CommService(server, reactor, notifier, options["mode"], foreground)
+    comm = CommService(
+        server, reactor, notifier, options["mode"], foreground, stop_within=stop_within(options["close-timeout"])
+    )
     log_version()
     served = with_bridge(options, with_websocket(options, comm, server, reactor, foreground), server, reactor)
     return with_operator_parts(served, server, reactor, options, notifier, options["mode"])
