@@ -80,8 +80,8 @@ class Outbox:
         #: resumes, or sends are refused. Waiting is ``with gate: pass``.
         self._gate = threading.Lock()
         #: The messages queued, in order, and where each target's run of them starts: ``(target, index)``,
-        #: added only when the target changes. An interrupt between adding a run and its message leaves an
-        #: empty run, which the drain skips.
+        #: added only when the target changes (``_last_target``). An interrupt between adding a run and its
+        #: message leaves an empty run, which the drain skips.
         self._messages: list[Any] = []
         self._runs: list[tuple[OutboxTarget, int]] = []
         self._last_target: OutboxTarget | None = None
@@ -122,6 +122,9 @@ class Outbox:
                     # A single message larger than the whole bound goes in once the queue is empty.
                     if (queued <= self.max_queued or not self._queued) and not self._held_back:
                         if target is not self._last_target:
+                            # Forgotten first: after an interrupt anywhere in these three lines, the next
+                            # message starts a run of its own (this one may stay empty), never joins a wrong one.
+                            self._last_target = None
                             self._runs.append((target, len(self._messages)))
                             self._last_target = target
                         self._messages.append(message)
@@ -161,6 +164,7 @@ class Outbox:
                     self._scheduled = True
                     wake = True
                 if target is not self._last_target:
+                    self._last_target = None
                     self._runs.append((target, len(self._messages)))
                     self._last_target = target
                 self._messages.append(CLOSE)

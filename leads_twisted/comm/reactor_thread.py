@@ -3,7 +3,7 @@
 Every server and client shares it. It is started on first use with ``installSignalHandlers=False``; if the
 reactor is already running (under ``twistd``, or in a Twisted program), it is used as it is and no thread is
 started. At interpreter exit, open services are closed (peers are told ``disconnect``) and then the reactor is
-stopped, while its thread is still alive to do the work.
+stopped, while its thread is still alive to do the work; exit waits until every link has drained or been cut.
 """
 
 from __future__ import annotations
@@ -128,8 +128,12 @@ class ReactorRunner:
             self._exit_registered = True
             atexit.register(self._shutdown)
 
-    def _shutdown(self, timeout: float = 5.0) -> None:
-        """Close what is still open, then stop our reactor thread; bounded by ``timeout`` seconds."""
+    def _shutdown(self, timeout: float | None = None) -> None:
+        """Close what is still open, then stop our reactor thread.
+
+        Closing waits for every link to drain while its peer reads (each link is cut once its peer takes
+        nothing for ``close_timeout`` seconds), so by default it has no bound of its own; ``timeout`` gives one.
+        """
         thread = self._thread
         if thread is None or not thread.is_alive():
             return
@@ -144,7 +148,7 @@ class ReactorRunner:
         with contextlib.suppress(ReactorCallTimeout, ReactorThreadError):
             self.call(close_all, timeout=timeout)
         self.reactor.callFromThread(self.reactor.stop)
-        thread.join(timeout)
+        thread.join(DEFAULT_TIMEOUT)
 
 
 #: The runner shared by every service of the process.

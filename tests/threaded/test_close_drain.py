@@ -244,3 +244,60 @@ def test_a_slow_but_steady_reader_gets_everything_however_long_past_close_timeou
     assert outcome["last"] == "disconnect", outcome
     assert outcome["fails"] == [], outcome
     assert outcome["close_seconds"] > 1.0, outcome  # well past close_timeout: the drain was waited for
+
+
+COUNTING_SERVER = """
+    from leads_twisted.comm import Callback, create_server, start_server
+
+    class Slow(Callback):
+        # 40 µs of work per message: the last ones arrive seconds after the sender's process began to exit.
+        def __init__(self):
+            super().__init__()
+            self.got = 0
+            self.out_of_order = 0
+
+        def on_receive(self, service, msg):
+            until = time.perf_counter() + 40e-6
+            while time.perf_counter() < until:
+                pass
+            if int(msg) != self.got:
+                self.out_of_order += 1
+            self.got += 1
+
+        def on_disconnect(self, service, connection):
+            result(got=self.got, out_of_order=self.out_of_order)
+
+    server = start_server(create_server(0, Slow(), interface="127.0.0.1"), True)
+    say("PORT", server.port())
+    sys.stdin.read()
+"""
+
+EXITING_CLIENT = """
+    from leads_twisted.comm import create_client, start_client
+
+    client = start_client("127.0.0.1", create_client(int(sys.argv[1])), True)
+    for i in range(150_000):
+        client.send(b"%015d" % i)
+    say("SENT")
+    # No close(): the interpreter's exit closes the client, after everything it accepted.
+"""
+
+
+@pytest.mark.timeout(120)
+def test_interpreter_exit_delivers_everything_accepted():
+    from support import Script
+
+    with Script(script(COUNTING_SERVER).replace("sys.stdin.read()", "threading.Event().wait(100)")) as server:
+        port = server.expect("PORT", timeout=30)
+        exiting = run_python(script(EXITING_CLIENT), args=(port,), timeout=60)
+        assert "SENT" in exiting.stdout, exiting.describe()
+        outcome = result_of_line(server.expect("RESULT", timeout=60))
+    assert outcome == {"got": 150_000, "out_of_order": 0}, outcome
+    # The sender's exit took as long as the slow server needed: it waited for the drain.
+    assert exiting.seconds > 2.0, exiting.seconds
+
+
+def result_of_line(line: str) -> dict:
+    import json
+
+    return json.loads(line)
