@@ -1,7 +1,8 @@
 """A bounded soak of leads_twisted: mixed load with connects and disconnects, then an exact count of what was lost.
 
-    python benchmarks/soak.py                 # 10 minutes
+    python benchmarks/soak.py                 # 10 minutes, then the close phases (30 s)
     python benchmarks/soak.py --minutes 1     # shorter
+    python benchmarks/soak.py --close-phases-only --phase-seconds 2   # the close phases alone, a smoke
 
 The server runs in a process of its own (this script with ``--serve``) so that its RSS is measured alone. Against
 it, for the whole run:
@@ -17,6 +18,16 @@ server got from that client, each echo against what was sent, each broadcast aga
 clients saw. The report gives the server's RSS at the start (after warm-up), its peak, and at the end, and the
 number of messages lost, which must be 0: the exit status is 1 otherwise (or if RSS grew past
 ``--max-rss-growth-mb``), 2 if the soak could not run.
+
+Then the close phases (``--close-phases-only`` runs them alone, ``--phase-seconds`` sets their length), against
+``twistd leads-comm`` (echo mode, with ``soak_counter.Counting`` recording what arrives):
+
+- three clients send unpaced; the daemon gets SIGTERM, is started again on the same port, and they carry on
+  (each client reconnects after its ``send`` is refused); the daemon is stopped again at the end;
+- meanwhile a process sends unpaced from its main thread while SIGALRM raises ``KeyboardInterrupt`` every 200 µs
+  inside ``send`` (a Ctrl-C storm); afterwards a round trip must work and ``close()`` return.
+
+Every message a ``send`` accepted must have reached the daemon, in order: the lost count includes any that did not.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import os
 import queue
 import random
 import resource
+import signal
 import socket
 import struct
 import subprocess
@@ -39,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 #: The server's message bound in the soak: small, so that the rude peers cross it cheaply.
 MAX_MESSAGE = 256 * 1024
 
@@ -496,6 +510,259 @@ def soak(args: argparse.Namespace) -> int:
         server.end()
 
 
+# The close phases: unpaced senders through a SIGTERM restart of the daemon, and a Ctrl-C storm.
+
+
+class DaemonProcess:
+    """``twistd -n leads-comm`` (echo, counting what arrives) on ``port`` (0: any free one); ended by its pid."""
+
+    def __init__(self, directory: Path, port: int, label: str) -> None:
+        self.counts = directory / f"counts-{label}.json"
+        self.log = directory / f"twistd-{label}.log"
+        env = dict(
+            os.environ,
+            PYTHONUNBUFFERED="1",
+            LEADS_SOAK_COUNTS=str(self.counts),
+            PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]),
+        )
+        for name in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"):
+            env.pop(name, None)
+        command = [
+            str(Path(sys.executable).with_name("twistd")),
+            "-n",
+            "--pidfile=",
+            "leads-comm",
+            f"--port={port}",
+            f"--interface={LOOPBACK}",
+            "--mode=echo",
+            "--slow-policy=drop",  # echoes a sender does not read fast enough are dropped, never the sender
+            "--callback=soak_counter:Counting",
+        ]
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=directory, env=env)
+
+    def wait_listening(self, timeout: float = 30.0) -> int:
+        import re
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.log.read_text(errors="replace"))
+            if found:
+                return int(found.group(1))
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)  # polling the daemon's log for its first line
+        raise RuntimeError(f"the daemon did not listen within {timeout} s:\n{self.log.read_text(errors='replace')}")
+
+    def stop(self, timeout: float = 60.0) -> float:
+        """SIGTERM, and wait for the end; returns how long it took."""
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        return time.monotonic() - started
+
+    def received(self) -> dict[str, Any]:
+        return json.loads(self.counts.read_text())["senders"] if self.counts.exists() else {}
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, 9)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+
+
+class Port:
+    """The port the current daemon listens on (the same after a restart); 0 while none does."""
+
+    def __init__(self) -> None:
+        self.number = 0
+
+
+def unpaced_sender(name: str, port: Port, stop: threading.Event, accepted: Counter[str], errors: list[str]) -> None:
+    """Send ``name:seq`` as fast as ``send`` takes them; after a refusal (the daemon said disconnect) connect
+    again and go on from the first number not accepted."""
+    from leads_twisted.comm import Callback, create_client, start_client
+
+    seq = 0
+    while not stop.is_set():
+        try:
+            # Probed first, so that a daemon still restarting costs no error line in the log.
+            socket.create_connection((LOOPBACK, port.number), timeout=2).close()
+            client = start_client(LOOPBACK, create_client(port.number, Callback(), connect_timeout=2), parallel=True)
+        except OSError:
+            stop.wait(0.1)  # the daemon is restarting: try again shortly
+            continue
+        try:
+            while not stop.is_set():
+                client.send(b"%s:%d" % (name.encode(), seq))
+                seq += 1
+                accepted[name] = seq
+        except OSError:
+            pass  # refused: the daemon is stopping
+        except Exception as error:
+            errors.append(f"{name}: {error!r}")
+        client.close()
+
+
+def storm_child(port: int, seconds: float) -> None:
+    """The Ctrl-C storm, in a process of its own: unpaced sends from the main thread, interrupted inside ``send``."""
+    from leads_twisted.comm import Callback, create_client, start_client
+
+    echoed = threading.Event()
+
+    class RoundTrip(Callback):
+        def on_receive(self, service: Any, msg: bytes) -> None:
+            if msg == b"storm-rt:0":
+                echoed.set()
+
+    client = start_client(LOOPBACK, create_client(port, RoundTrip()), parallel=True)
+    inside = False
+    interrupts = 0
+
+    def alarm(signum: int, frame: Any) -> None:
+        nonlocal interrupts
+        if inside:
+            interrupts += 1
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, alarm)
+    interrupted: list[int] = []
+    seq = 0
+    deadline = time.monotonic() + seconds
+    signal.setitimer(signal.ITIMER_REAL, 200e-6, 200e-6)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                inside = True
+                client.send(b"storm:%d" % seq)
+                inside = False
+            except KeyboardInterrupt:
+                inside = False
+                interrupted.append(seq)  # may or may not have gone: never counted as accepted
+            seq += 1
+    finally:
+        inside = False
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+    client.send(b"storm-rt:0")
+    round_trip = echoed.wait(30)
+    closing = time.monotonic()
+    client.close()
+    say(
+        {
+            "kind": "storm",
+            "sent": seq,
+            "interrupts": interrupts,
+            "interrupted": interrupted,
+            "round_trip": round_trip,
+            "close_seconds": round(time.monotonic() - closing, 2),
+        }
+    )
+
+
+def lost_between(accepted: int, runs: list[dict[str, Any]]) -> tuple[int, int]:
+    """Of numbers ``0 .. accepted-1``, how many no run received, and how many came out of order."""
+    received = 0
+    out_of_order = 0
+    for run in runs:
+        received += run["count"]
+        out_of_order += run["out_of_order"]
+    return max(accepted - received, 0) + sum(len(run["skipped"]) for run in runs), out_of_order
+
+
+def close_phases(seconds: float) -> dict[str, Any]:
+    """Run both close phases for about ``3 * seconds`` and count what was lost."""
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="leads-soak-"))
+    first = DaemonProcess(directory, 0, "first")
+    daemons = [first]
+    port = Port()
+    stop = threading.Event()
+    accepted: Counter[str] = Counter()
+    errors: list[str] = []
+    storm: dict[str, Any] = {}
+    try:
+        port.number = first.wait_listening()
+        senders = [
+            threading.Thread(target=unpaced_sender, args=(f"u{k}", port, stop, accepted, errors), daemon=True)
+            for k in range(3)
+        ]
+        for thread in senders:
+            thread.start()
+        stop.wait(seconds)  # the length of the first run
+        first_stop = first.stop()
+        second = DaemonProcess(directory, port.number, "second")
+        daemons.append(second)
+        second.wait_listening()
+        child = subprocess.run(
+            [sys.executable, __file__, "--storm-child", str(port.number), "--phase-seconds", str(seconds)],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
+        )
+        for line in child.stdout.splitlines():
+            if line.startswith("@@soak "):
+                storm = json.loads(line[len("@@soak ") :])
+        if not storm:
+            errors.append(f"the storm child reported nothing (rc={child.returncode}): {child.stderr[-2000:]}")
+        stop.set()
+        second_stop = second.stop()
+        for thread in senders:
+            thread.join(30)
+        stuck = [thread.name for thread in senders if thread.is_alive()]
+        runs = [daemon.received() for daemon in daemons]
+        lost: dict[str, int] = {}
+        out_of_order = 0
+        for name, count in accepted.items():
+            missing, wrong = lost_between(count, [run[name] for run in runs if name in run])
+            out_of_order += wrong
+            if missing:
+                lost[name] = missing
+        if storm:
+            got = runs[1].get("storm", {"count": 0, "first": 0, "last": -1, "out_of_order": 0, "skipped": []})
+            interrupted = set(storm["interrupted"])
+            missing = {n for n in got["skipped"] if n not in interrupted}
+            missing |= {n for n in range(got["last"] + 1, storm["sent"]) if n not in interrupted}
+            out_of_order += got["out_of_order"]
+            if missing:
+                lost["storm"] = len(missing)
+            if not storm["round_trip"]:
+                errors.append("no round trip after the Ctrl-C storm")
+        return {
+            "accepted": dict(accepted),
+            "lost": lost,
+            "out_of_order": out_of_order,
+            "sigterm_stop_seconds": [round(first_stop, 2), round(second_stop, 2)],
+            "storm": {k: v for k, v in storm.items() if k != "interrupted"},
+            "stuck_senders": stuck,
+            "errors": errors[:20],
+        }
+    finally:
+        stop.set()
+        for daemon in daemons:
+            daemon.end()
+
+
+def report_close_phases(phases: dict[str, Any]) -> list[str]:
+    """Print the close phases' line; return what failed."""
+    lost = sum(phases["lost"].values())
+    storm = phases["storm"]
+    print(
+        f"close phases: {sum(phases['accepted'].values())} messages accepted through a SIGTERM restart "
+        f"(stops took {phases['sigterm_stop_seconds']} s), Ctrl-C storm of {storm.get('interrupts', 0)} interrupts "
+        f"over {storm.get('sent', 0)} sends; messages lost: {lost}"
+    )
+    failed = []
+    if lost:
+        failed.append(f"{lost} messages lost in the close phases")
+    if phases["out_of_order"]:
+        failed.append("messages out of order in the close phases")
+    if phases["stuck_senders"] or phases["errors"]:
+        failed.append("errors in the close phases (see the report)")
+    return failed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long the load runs (default 10)")
@@ -507,14 +774,43 @@ def main() -> int:
     parser.add_argument("--broadcast-interval", type=float, default=0.01, help="seconds between broadcasts")
     parser.add_argument("--max-rss-growth-mb", type=float, default=50.0, help="fail if RSS grows more than this")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--phase-seconds", type=float, default=10.0, help="length of each close phase (default 10)")
+    parser.add_argument("--close-phases-only", action="store_true", help="run only the close phases")
+    parser.add_argument("--no-close-phases", action="store_true", help="run only the mixed load")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--storm-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.broadcast_interval)
         return 0
-    if args.minutes <= 0:
-        parser.error("--minutes must be positive")
-    return soak(args)
+    if args.storm_child:
+        storm_child(args.storm_child, args.phase_seconds)
+        return 0
+    if args.minutes <= 0 or args.phase_seconds <= 0:
+        parser.error("--minutes and --phase-seconds must be positive")
+    status = 0 if args.close_phases_only else soak(args)
+    if status == 2 or args.no_close_phases:
+        return status
+    return max(status, run_close_phases(args.phase_seconds))
+
+
+def run_close_phases(seconds: float) -> int:
+    """The close phases, with their report; the exit status as for the soak."""
+    from leads_twisted import L, Level
+
+    L.debug_level(Level.WARN)
+    try:
+        phases = close_phases(seconds)
+    except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as error:
+        print(f"close phases could not run: {error!r}")
+        return 2
+    print("SOAK-CLOSE " + json.dumps(phases))
+    failed = report_close_phases(phases)
+    if failed:
+        print("close phases FAILED: " + "; ".join(failed))
+        return 1
+    print("close phases passed")
+    return 0
 
 
 if __name__ == "__main__":
