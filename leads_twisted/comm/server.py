@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -189,6 +191,8 @@ class Server(Service):
         return list(self._listening)
 
     def _shut_down(self) -> None:
+        for port in self._listening:
+            _stop_accepting(port)
         for connection in [*self._connections, *self._removed]:
             connection._close_now()
         stopping = [maybeDeferred(port.stopListening) for port in self._listening]
@@ -222,7 +226,9 @@ class Server(Service):
 
     def _admission(self, address: Any) -> str | None:
         """Why a new link may not join, or None if it may: ``"allow"`` for a peer outside ``allow``,
-        ``"closing"``, or ``"max_connections"`` when full.
+        ``"closing"`` once closed, or ``"max_connections"`` when full. One that comes while the server closes
+        joins and is closed at once, gracefully: what its peer sent before it heard ``disconnect`` is still
+        read and delivered, as on every other link (a client reconnecting to a stopping server loses nothing).
 
         Links still in their TLS handshake take at most half of ``max_connections``: past that, the oldest of
         them is dropped to make room, so silent peers cannot keep real clients out.
@@ -233,7 +239,7 @@ class Server(Service):
                 self._observers.refused(self, address, "allow")
             self._warnings.warn("allow", "refused {peer}: not in allow", peer=describe_address(address))
             return "allow"
-        if self._state in (State.CLOSING, State.CLOSED):
+        if self._state is State.CLOSED:
             if self._observers.active:
                 self._observers.refused(self, address, "closing")
             return "closing"
@@ -280,6 +286,25 @@ class Server(Service):
 
     def _after_connection_lost(self, connection: Connection) -> None:
         self._finish_if_done()
+
+
+def _stop_accepting(port: Any) -> None:
+    """Take every connection waiting in a listening port's backlog, then refuse any more at once.
+
+    Peers the kernel has already connected wait in the backlog, and are sending; closing the listening socket
+    would reset them, and what they sent would be lost. So they are taken now (each joins, and is closed
+    gracefully like every link), and the socket stops listening in the same step: a peer that connects after
+    it is refused at once instead of being accepted by the kernel and reset a moment later. Twisted closes the
+    socket itself on its next turn (``stopListening``).
+    """
+    accept = getattr(port, "doRead", None)
+    listening = getattr(port, "socket", None)  # a tcp.Port's (or unix.Port's) listening socket
+    if accept is None or not isinstance(listening, socket.socket) or not getattr(port, "connected", False):
+        return
+    for _ in range(8):  # each call accepts up to the port's batch size (100 and more), until the backlog is empty
+        accept()
+    with contextlib.suppress(OSError):
+        listening.shutdown(socket.SHUT_RD)  # Linux: stops listening; new connections are refused
 
 
 class _BroadcastExcept:
