@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from support import run_python
 
-from tests.api.prelude import script
+from threaded.api.prelude import script
 
 SLOW_SERVER = """
     watchdog(100)

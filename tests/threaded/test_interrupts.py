@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from support import run_python
 
-from tests.api.prelude import script
+from threaded.api.prelude import script
 
 STORM = """
     import faulthandler

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.twistd_harness import Daemons
+from system.daemon.twistd_harness import Daemons
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from support import Script
 
 from leads_twisted.comm.link_policy import DEFAULT_CLOSE_TIMEOUT
 from leads_twisted.daemon.stopping import stop_within
-from tests.daemon.twistd_harness import REPO, Daemons
+from system.daemon.twistd_harness import REPO, Daemons
 
 HERE = Path(__file__).resolve().parent
 
