@@ -17,7 +17,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from leads_twisted.comm import ConnectionBase, LinkEnd, SlowPeer
-from leads_twisted.comm.connection import CLOSE_GRACE_SECONDS
 from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
 from leads_twisted.comm.service import State
 
@@ -31,6 +30,10 @@ if TYPE_CHECKING:
     from leads_twisted.websocket.turn_writer import TurnWriter
 
 _log = Logger(namespace="leads_twisted.websocket")
+
+#: How long a closing WebSocket link may take to finish its closing handshake before it is cut. (TCP links drain
+#: instead, under ``close_timeout``: docs/reliability.md; WebSocket links keep this fixed grace.)
+CLOSE_GRACE_SECONDS: float = 1.0
 
 #: Close codes of RFC 6455 §7.4.1.
 CLOSE_NORMAL = 1000
