@@ -108,7 +108,6 @@ class Outbox:
         this from the reactor thread: it may wait for the reactor. The wait ends when the reactor makes room,
         the link drains, sends are refused, or the service ends (which resumes every waiter).
         """
-        wake = False
         try:
             while True:
                 with self._lock:
@@ -132,25 +131,23 @@ class Outbox:
                         if self._scheduled:
                             return
                         self._scheduled = True
-                        wake = True
                         break
                     if self._refusal is not None:
                         raise OSError(self._refusal)
                     # Full or paused: close the gate, make sure a drain is coming, and wait outside the lock.
                     self._gate.acquire(False)  # a gate, not a mutex: no code runs holding it
-                    if self._messages and not self._scheduled:
+                    wake = bool(self._messages) and not self._scheduled
+                    if wake:
                         self._scheduled = True
-                        wake = True
                 if wake:
                     self._call_from_thread(self._drain)
-                    wake = False
                 with self._gate:
                     pass
             self._call_from_thread(self._drain)
         except BaseException:
-            # Interrupted after claiming the wake-up but before making it, or after queueing the message but
-            # before claiming it: make it now (a drain too many finds nothing and does nothing).
-            if wake or (self._messages and not self._scheduled):
+            # Interrupted (or refused) anywhere above: a message this call queued, or a wake-up it claimed, may
+            # be left without its drain. Make one if anything waits: a drain too many finds nothing to do.
+            if self._messages:
                 self._call_from_thread(self._drain)
             raise
 
