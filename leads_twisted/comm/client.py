@@ -251,7 +251,13 @@ class Client(Service):
         self._report(error)
         first.callback(None)
 
+    def _waits_for_acceptance(self) -> bool:
+        return True
+
     def _link_failed(self, protocol: Any, reason: Failure) -> None:
+        refusal = _certificate_refusal(reason.value, self.describe_target())
+        if refusal is not None:
+            reason = Failure(refusal)
         if self._first_link is not None:
             self._opening.discard(protocol)
             self._first_attempt_failed(reason)
@@ -368,3 +374,34 @@ client = sys.modules[__name__]
 sys.modules[f"{__name__}.client"] = client
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "Callback", "Client", "Connection", "Entity", "create_client", "start_client"]
+
+
+#: What a TLS server's alert says when it refuses a client's certificate (OpenSSL's reason texts).
+_REFUSAL_ALERTS = (
+    "alert certificate required",
+    "alert unknown ca",
+    "alert bad certificate",
+    "alert certificate unknown",
+    "alert certificate expired",
+    "alert certificate revoked",
+    "alert unsupported certificate",
+    "alert access denied",
+)
+
+
+def _certificate_refusal(error: BaseException | None, target: str) -> ConnectionRefusedError | None:
+    """A ``ConnectionRefusedError`` saying the server refused this client's certificate, if ``error`` is the
+    TLS alert a server sends for that; else None."""
+    from leads_twisted.comm.tls import describe_tls_error
+
+    if error is None:
+        return None
+    why = describe_tls_error(error)
+    if not any(alert in why for alert in _REFUSAL_ALERTS):
+        return None
+    refused = ConnectionRefusedError(
+        f"the server at {target} refused this client's TLS certificate ({why}): give the client a certificate "
+        f"and key signed by a CA the server trusts (TLSOptions certificate=, private_key=)"
+    )
+    refused.__cause__ = error if isinstance(error, BaseException) else None
+    return refused

@@ -57,6 +57,8 @@ class LeadsProtocol(Protocol, TimeoutMixin):
             self._rate = ReadRateLimit(policy.max_rate, reactor, self._pause_reading, self._resume_reading)
         self._read_shut = False
         self._write_shut = False
+        #: While a TLS 1.3 client waits to hear that the server accepted it (``_await_acceptance``).
+        self._acceptance: Any = None
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
@@ -75,14 +77,57 @@ class LeadsProtocol(Protocol, TimeoutMixin):
             return
         self._link_up()
 
+    #: Seconds a TLS 1.3 client waits, after its handshake, for the server's first record before it takes the
+    #: link as accepted: what a server that sends nothing after the handshake costs at connect.
+    acceptance_wait: float = 1.0
+
     def handshakeCompleted(self) -> None:
+        if self.service._waits_for_acceptance() and _tls13(self.transport):
+            self._await_acceptance()
+            return
         self._link_up()
+
+    def _await_acceptance(self) -> None:
+        """TLS 1.3: the client's handshake ends before the server has checked the client's certificate. The
+        server then sends either its session tickets (accepted) or an alert (refused): the link is up only
+        once its first record has come and was not an alert. A server that sends nothing is taken as
+        accepting after ``acceptance_wait`` seconds. No OpenSSL callback is needed: the TLS layer's own
+        ``dataReceived`` is wrapped for that one record."""
+        tls: Any = self.transport
+        deliver = tls.dataReceived
+
+        def first_record(data: bytes) -> None:
+            tls.dataReceived = deliver
+            deliver(data)
+            self._accepted()
+
+        tls.dataReceived = first_record
+        self._acceptance = self.callLater(self.acceptance_wait, self._accepted)
+
+    def _accepted(self) -> None:
+        """The server's first record came (or none came in time): link up, unless it was a refusal."""
+        timer, self._acceptance = self._acceptance, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        if self.connection is not None or self._refused_by_server():
+            return  # up already (application data came with the record), or refused: connectionLost follows
+        self._link_up()
+
+    def _refused_by_server(self) -> bool:
+        from OpenSSL import SSL
+
+        handle = self.transport.getHandle()  # type: ignore[union-attr]
+        return bool(handle.get_shutdown() & SSL.RECEIVED_SHUTDOWN) or bool(
+            getattr(self.transport, "disconnecting", False)
+        )
 
     def _link_up(self) -> None:
         self.setTimeout(self._idle_timeout)
         self.connection = self.service._connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.connection is None and self._acceptance is not None:
+            self._accepted()  # application data from the server: it accepted this client
         if self._idle_timeout is not None:
             self.resetTimeout()
         count = self.service._receive(self.connection, self.decoder, data)
@@ -139,6 +184,9 @@ class LeadsProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
+        if self._acceptance is not None and self._acceptance.active():
+            self._acceptance.cancel()
+        self._acceptance = None
         if self._budget is not None:
             self._budget.release(self)
         if self._rate is not None:
@@ -160,6 +208,14 @@ class LeadsProtocol(Protocol, TimeoutMixin):
 
     def stopProducing(self) -> None:
         """The transport is going away; ``connectionLost`` reports it."""
+
+
+def _tls13(transport: Any) -> bool:
+    """Whether a TLS transport's connection negotiated TLS 1.3."""
+    handle = getattr(transport, "getHandle", None)
+    connection = handle() if handle is not None else None
+    version = getattr(connection, "get_protocol_version_name", None)
+    return version is not None and version() == "TLSv1.3"
 
 
 def _pass_half_closes_through(transport: Any, protocol: LeadsProtocol) -> None:

@@ -376,6 +376,10 @@ class Service(ABC):
         """A transport connected but the link is not up yet (a TLS handshake is under way)."""
         self._opening.add(protocol)
 
+    def _waits_for_acceptance(self) -> bool:
+        """Whether this side's TLS 1.3 links wait for the peer's first record before they are up (a client)."""
+        return False
+
     def _link_failed(self, protocol: LeadsProtocol, reason: Failure) -> None:
         """A transport ended before its link was up: over TLS, the handshake failed or timed out.
 
