@@ -300,10 +300,8 @@ class Client(Service):
         reconnecting, holds the message for the next link); everything accepted before goes out first."""
         if connection is self._connection:
             reason = f"the server at {self.describe_target()} said disconnect; the client is not connected any more"
-            if not self._queue_limit:
+            if not self._queue_limit or self._retrying is None:  # with a queue, only a next link holds sends
                 self._outbox.refuse(reason)
-            elif self._retrying is None:
-                self._outbox.refuse(reason)  # no next link to hold sends for
         super()._peer_said_disconnect(connection)
 
     def _add_connection(self, connection: Connection) -> None:
@@ -354,7 +352,8 @@ def create_client(
     Keyword options: ``connect_timeout`` (seconds), ``endpoint`` (a Twisted client endpoint or its
     description), ``reconnect``, ``backoff`` (``Backoff``), ``queue_while_disconnected`` (bytes), ``tls``
     (``TLSOptions``), and the link options: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``,
-    ``heartbeat``, ``handshake_timeout``, ``max_rate``, ``max_queued``; and ``slow_callback`` (docs/operations.md).
+    ``heartbeat``, ``handshake_timeout``, ``max_rate``, ``max_queued``, ``close_timeout`` (docs/reliability.md);
+    and ``slow_callback`` (docs/operations.md).
     A misspelt option raises ``TypeError`` naming the valid ones.
     """
     check_options("create_client", options, option_names(Client))
@@ -366,14 +365,6 @@ def start_client(server_address: str, target: Client | None = None, parallel: bo
     ``parallel=True`` once connected, else when the connection has ended. Raises ``ConnectionRefusedError``
     (or another ``OSError``) if it cannot connect."""
     return (target if target is not None else create_client()).start(parallel, server_address)
-
-
-# LEADS 0.9 had a module ``leads.comm.client.client`` inside its package ``leads.comm.client``; the same
-# import lines find this module under both names.
-client = sys.modules[__name__]
-sys.modules[f"{__name__}.client"] = client
-
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "Callback", "Client", "Connection", "Entity", "create_client", "start_client"]
 
 
 #: What a TLS server's alert says when it refuses a client's certificate (OpenSSL's reason texts).
@@ -405,3 +396,11 @@ def _certificate_refusal(error: BaseException | None, target: str) -> Connection
     )
     refused.__cause__ = error if isinstance(error, BaseException) else None
     return refused
+
+
+# LEADS 0.9 had a module ``leads.comm.client.client`` inside its package ``leads.comm.client``; the same
+# import lines find this module under both names.
+client = sys.modules[__name__]
+sys.modules[f"{__name__}.client"] = client
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "Callback", "Client", "Connection", "Entity", "create_client", "start_client"]

@@ -6,8 +6,10 @@ These are the issue's scenarios, through the threaded API, each in a subprocess 
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from support import run_python
+from support import Script, run_python
 
 from threaded.api.prelude import script
 
@@ -285,19 +287,11 @@ EXITING_CLIENT = """
 
 @pytest.mark.timeout(120)
 def test_interpreter_exit_delivers_everything_accepted():
-    from support import Script
-
     with Script(script(COUNTING_SERVER).replace("sys.stdin.read()", "threading.Event().wait(100)")) as server:
         port = server.expect("PORT", timeout=30)
         exiting = run_python(script(EXITING_CLIENT), args=(port,), timeout=60)
         assert "SENT" in exiting.stdout, exiting.describe()
-        outcome = result_of_line(server.expect("RESULT", timeout=60))
+        outcome = json.loads(server.expect("RESULT", timeout=60))
     assert outcome == {"got": 150_000, "out_of_order": 0}, outcome
     # The sender's exit took as long as the slow server needed: it waited for the drain.
     assert exiting.seconds > 2.0, exiting.seconds
-
-
-def result_of_line(line: str) -> dict:
-    import json
-
-    return json.loads(line)
