@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python import threadable
 from twisted.python.failure import Failure
 
+from leads_twisted.comm.latch import Latch
 from leads_twisted.comm.write_batch import WriteBatch
 
 T = TypeVar("T")
@@ -44,6 +45,8 @@ class ReactorRunner:
         self._thread: threading.Thread | None = None
         self._shutdown_hooks: list[Callable[[], Deferred[Any] | None]] = []
         self._exit_registered = False
+        #: Set by the reactor thread when its reactor has stopped (``_run_reactor``).
+        self._reactor_ended = False
         #: Holds the writes made while the reactor handles a batch of work, for one write per link at its end.
         self.write_batch: WriteBatch = WriteBatch()
 
@@ -64,7 +67,9 @@ class ReactorRunner:
         """Make sure the reactor runs, starting the dedicated thread if nobody runs it yet."""
         reactor = self.reactor
         with self._lock:
-            if self._thread is not None and not self._thread.is_alive():
+            # Not ``Thread.is_alive()``: in CPython 3.11 a KeyboardInterrupt landing inside it marks the running
+            # thread as stopped for good (its clean-up releases the thread's own state lock).
+            if self._thread is not None and self._reactor_ended:
                 raise ReactorThreadError("the reactor thread has stopped (the interpreter is exiting); nothing can run")
             if reactor.running or self._thread is not None:
                 return
@@ -73,14 +78,19 @@ class ReactorRunner:
             ensure_output()
             started = threading.Event()
             reactor.callWhenRunning(started.set)
-            thread = threading.Thread(
-                target=reactor.run, kwargs={"installSignalHandlers": False}, name="leads_twisted reactor", daemon=True
-            )
+            thread = threading.Thread(target=self._run_reactor, name="leads_twisted reactor", daemon=True)
             thread.start()
             self._thread = thread
             self._register_exit()
         if not started.wait(DEFAULT_TIMEOUT):
             raise ReactorThreadError(f"the reactor thread did not start within {DEFAULT_TIMEOUT:.0f} s")
+
+    def _run_reactor(self) -> None:
+        """The reactor thread's body: run the reactor, and say when it has ended."""
+        try:
+            self.reactor.run(installSignalHandlers=False)
+        finally:
+            self._reactor_ended = True
 
     def call(self, function: Callable[..., Deferred[T] | T], *args: Any, timeout: float | None = None) -> T:
         """Run ``function`` in the reactor thread and wait for its result (a Deferred's result, if it returns one).
@@ -94,18 +104,26 @@ class ReactorRunner:
                 "use parallel=True there, or make the call from another thread"
             )
         self.ensure_running()
-        done = threading.Event()
+        # A Latch, not an Event: Ctrl-C can end the wait at any point without wedging a lock the reactor needs.
+        # The timeout is a reactor timer that opens the latch with no outcome.
+        done = Latch()
         outcome: list[Any] = []
+        timer: list[Any] = []
 
         def settle(result: Any) -> None:
             outcome.append(result)
-            done.set()
+            if timer and timer[0].active():
+                timer[0].cancel()
+            done.open()
 
         def run() -> None:
+            if timeout is not None:
+                timer.append(self.reactor.callLater(timeout, done.open))
             maybeDeferred(function, *args).addBoth(settle)
 
         self.reactor.callFromThread(run)
-        if not done.wait(timeout):
+        done.wait()
+        if not outcome:
             raise ReactorCallTimeout(
                 f"the reactor did not finish {getattr(function, '__name__', function)!r} in {timeout} s"
             )
@@ -135,7 +153,7 @@ class ReactorRunner:
         nothing for ``close_timeout`` seconds), so by default it has no bound of its own; ``timeout`` gives one.
         """
         thread = self._thread
-        if thread is None or not thread.is_alive():
+        if thread is None or self._reactor_ended:
             return
         hooks = list(self._shutdown_hooks)
         self._shutdown_hooks.clear()

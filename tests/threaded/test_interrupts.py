@@ -1,5 +1,5 @@
-"""Ctrl-C while sending: a ``KeyboardInterrupt`` at any point of ``send``/``broadcast`` leaves no lock held and
-no wake-up lost, so the process keeps working afterwards.
+"""Ctrl-C while sending, starting or closing: a ``KeyboardInterrupt`` at any point of ``send``, ``broadcast``,
+``start_client`` or ``close`` leaves no lock held and no wake-up lost, so the process keeps working afterwards.
 
 The storm is bounded and runs in a subprocess with a watchdog: SIGALRM fires every 200 µs and its handler raises
 ``KeyboardInterrupt`` only while the main thread is inside a send. Afterwards a round trip must work, every send
@@ -142,3 +142,70 @@ def test_keyboard_interrupts_inside_send_leave_nothing_stuck(padding, max_queued
     assert outcome["arrived"], outcome
     assert outcome["missing"] == {"c": 0, "b": 0, "s": 0}, outcome
     assert outcome["wrong"] == [], outcome
+
+
+LIFECYCLE_STORM = """
+    import faulthandler
+    import signal
+
+    faulthandler.dump_traceback_later(60, exit=True)
+    from leads_twisted.comm import Callback, create_client, create_server, start_client, start_server
+
+    class Echo(Callback):
+        def on_receive(self, service, msg):
+            service.reply(msg)
+
+    server = start_server(create_server(0, Echo(), interface="127.0.0.1"), True)
+    inside = False
+    interrupts = 0
+
+    def alarm(signum, frame):
+        global interrupts
+        if inside:
+            interrupts += 1
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, 200e-6, 200e-6)
+    started = time.monotonic()
+    cycles = 0
+    try:
+        while interrupts < 1000 and time.monotonic() - started < 8:
+            cycles += 1
+            client = create_client(server.port())
+            try:
+                inside = True
+                start_client("127.0.0.1", client, True)
+                client.send(b"x")
+                client.close()
+                inside = False
+            except KeyboardInterrupt:
+                inside = False
+            except OSError:
+                inside = False  # interrupted half-way: the client was closed under the send
+    finally:
+        inside = False
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+    # Afterwards: a new client starts, a round trip works, and every close returns.
+    got = threading.Event()
+
+    class Back(Callback):
+        def on_receive(self, service, msg):
+            got.set()
+
+    client = start_client("127.0.0.1", create_client(server.port(), Back()), True)
+    client.send(b"ping")
+    round_trip = got.wait(10)
+    client.close()
+    server.close()
+    result(interrupts=interrupts, cycles=cycles, round_trip=round_trip)
+"""
+
+
+@pytest.mark.timeout(90)
+def test_keyboard_interrupts_inside_start_and_close_leave_nothing_stuck():
+    """Clients started, used and closed in a loop under the storm; before the start's wait was a latch, an
+    interrupt inside ``Event.wait`` left its lock wedged and froze the reactor thread."""
+    outcome = run_python(script(LIFECYCLE_STORM), timeout=80).result()
+    assert outcome["interrupts"] >= 100, outcome
+    assert outcome["round_trip"], outcome
