@@ -100,7 +100,7 @@ class Client(Service):
             return f"endpoint {self._endpoint!r}"
         return f"{self._address}:{self._port}"
 
-    def start(self, parallel: bool = False, server_address: str = "127.0.0.1") -> Client:  # type: ignore[override]
+    def start(self, parallel: bool = False, server_address: str = "127.0.0.1") -> Client:
         """Connect to ``server_address`` (a host name or an IP address); see ``Service.start``.
 
         With ``reconnect=True`` a failed first attempt is reported to ``on_fail`` and retried in the

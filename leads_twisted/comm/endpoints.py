@@ -31,7 +31,8 @@ def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
     kind, _, arguments = description.partition(":")
     if kind.strip().lower() == "unix":
         return UNIXSocketServerEndpoint(reactor, **parse_unix_description(arguments))
-    return serverFromString(reactor, description)
+    endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
+    return endpoint
 
 
 def parse_unix_description(arguments: str) -> dict[str, Any]:
@@ -210,4 +211,5 @@ class UNIXSocketServerEndpoint:
         except OSError:
             return fail()
         plain = UNIXServerEndpoint(self._reactor, self.path, self.backlog, self.mode, wantPID=self.lockfile)
-        return plain.listen(factory)
+        listening: Deferred[IListeningPort] = plain.listen(factory)
+        return listening

@@ -42,7 +42,8 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         self.decoder = policy.decoder()
         self.connection: Connection | None = None
         reactor = service._reactor
-        self.callLater = reactor.callLater
+        # TimeoutMixin's clock, given the way Twisted documents: an attribute in place of its method.
+        self.callLater = reactor.callLater  # type: ignore[method-assign]
         self._idle_timeout: float | None = policy.idle_timeout
         self._handshake_timeout: float = policy.handshake_timeout
         #: When the transport connected (reactor seconds): the oldest unfinished handshake is dropped first.

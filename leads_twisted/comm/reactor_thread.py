@@ -92,8 +92,8 @@ class ReactorRunner:
         finally:
             self._reactor_ended = True
 
-    def call(self, function: Callable[..., Deferred[T] | T], *args: Any, timeout: float | None = None) -> T:
-        """Run ``function`` in the reactor thread and wait for its result (a Deferred's result, if it returns one).
+    def call(self, function: Callable[..., Deferred[T]], *args: Any, timeout: float | None = None) -> T:
+        """Run ``function`` in the reactor thread and wait for the result of the Deferred it returns.
 
         Raises ``ReactorThreadError`` if called from the reactor thread, where waiting would deadlock, and
         ``TimeoutError`` if ``timeout`` seconds pass first.
@@ -130,7 +130,8 @@ class ReactorRunner:
         result = outcome[0]
         if isinstance(result, Failure):
             result.raiseException()
-        return result
+        value: T = result
+        return value
 
     def at_exit(self, hook: Callable[[], Deferred[Any] | None]) -> None:
         """Run ``hook`` in the reactor thread at interpreter exit, before the reactor stops."""

@@ -402,6 +402,7 @@ class Service(ABC):
 
     def _connection_made(self, protocol: LeadsProtocol) -> Connection:
         self._opening.discard(protocol)
+        assert protocol.transport is not None  # connectionMade has run
         connection = Connection(self, protocol.transport)
         connection._decoder = protocol.decoder  # for drop_remainder
         self._link_up(connection)
