@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from leads_twisted.comm.framing import DEFAULT_SEPARATOR
 from leads_twisted.daemon.operators import version_line
 
 DEFAULT_PORT = 16900
@@ -67,7 +68,7 @@ def seconds(value: str) -> float:
 
 def _link_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("address", type=address, metavar="HOST:PORT", help="the daemon (port 16900 if left out)")
-    parser.add_argument("--separator", type=separator, default=b";", help="bytes ending each message [;]")
+    parser.add_argument("--separator", type=separator, default=DEFAULT_SEPARATOR, help="bytes ending each message [;]")
     parser.add_argument("--tls-ca", metavar="PEM", help="connect with TLS, checking the server against this CA")
     parser.add_argument("--tls-certificate", metavar="PEM", help="client certificate, for mutual TLS")
     parser.add_argument("--tls-key", metavar="PEM", help="private key of --tls-certificate")

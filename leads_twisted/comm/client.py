@@ -46,7 +46,7 @@ class Client(Service):
         self,
         port: int = 16900,
         callback: Callback | None = None,
-        separator: bytes = b";",
+        separator: bytes = DEFAULT_SEPARATOR,
         max_message: int = DEFAULT_MAX_MESSAGE,
         *,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,

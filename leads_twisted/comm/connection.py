@@ -22,7 +22,7 @@ from leads_twisted.comm.direct_write import (
 )
 from leads_twisted.comm.drain import DrainWatch, held_bytes, unsent
 from leads_twisted.comm.errors import porting_error
-from leads_twisted.comm.framing import DISCONNECT, Decoder, Encoder
+from leads_twisted.comm.framing import DEFAULT_SEPARATOR, DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT
 from leads_twisted.comm.log_guard import about_peer, escape
@@ -87,7 +87,7 @@ class ConnectionBase(ABC):
     heartbeats, TLS, ``max_connections`` and reconnecting come with Twisted transports and endpoints only.
     """
 
-    def __init__(self, separator: bytes = b";", encoder: Encoder | LengthEncoder | None = None) -> None:
+    def __init__(self, separator: bytes = DEFAULT_SEPARATOR, encoder: Encoder | LengthEncoder | None = None) -> None:
         self._encoder: Encoder | LengthEncoder = encoder if encoder is not None else Encoder(separator)
 
     @property

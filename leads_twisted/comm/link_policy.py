@@ -7,7 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, Decoder, Encoder, check_max_message, check_separator
+from leads_twisted.comm.framing import (
+    DEFAULT_MAX_MESSAGE,
+    DEFAULT_SEPARATOR,
+    Decoder,
+    Encoder,
+    check_max_message,
+    check_separator,
+)
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 
 FramingName = Literal["separator", "length"]
@@ -54,7 +61,7 @@ class Backoff:
 class LinkPolicy:
     """What each link of one service obeys. Built once per service from its keyword options."""
 
-    separator: bytes = b";"
+    separator: bytes = DEFAULT_SEPARATOR
     framing: FramingName = "separator"
     max_message: int = DEFAULT_MAX_MESSAGE
     max_buffered: int = DEFAULT_MAX_BUFFERED

@@ -44,7 +44,7 @@ class Server(Service):
         self,
         port: int = 16900,
         callback: Callback | None = None,
-        separator: bytes = b";",
+        separator: bytes = DEFAULT_SEPARATOR,
         max_message: int = DEFAULT_MAX_MESSAGE,
         *,
         interface: str = "",

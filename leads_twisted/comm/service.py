@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection, ConnectionBase, describe_peer
 from leads_twisted.comm.errors import describe_start_failure
-from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DISCONNECT, MessageTooLong
+from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, DISCONNECT, MessageTooLong
 from leads_twisted.comm.latch import Latch
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
 from leads_twisted.comm.log_guard import RateLimitedWarnings, about_peer, escape
@@ -71,7 +71,7 @@ class Service(ABC):
         self,
         port: int,
         callback: Callback | None = None,
-        separator: bytes = b";",
+        separator: bytes = DEFAULT_SEPARATOR,
         max_message: int = DEFAULT_MAX_MESSAGE,
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,

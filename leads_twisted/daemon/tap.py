@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from twisted.application.service import IService
 from twisted.python import usage
 
-from leads_twisted.comm import DEFAULT_MAX_MESSAGE, Callback, Server
+from leads_twisted.comm import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, Callback, Server
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.errors import endpoint_mistake
 from leads_twisted.comm.framing import check_separator
@@ -62,7 +62,7 @@ class Options(usage.Options):
         self["port"] = DEFAULT_PORT
         self["interface"] = ""
         self["endpoint"] = []
-        self["separator"] = b";"
+        self["separator"] = DEFAULT_SEPARATOR
         self["max-message"] = DEFAULT_MAX_MESSAGE
         self["mode"] = "relay"
         self["callback"] = None
