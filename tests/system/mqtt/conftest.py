@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from ..daemon.twistd_harness import Daemons
 from ..interop.conftest import original_python  # noqa: F401 - the leads 0.9.7 venv, shared with the interop tests
 from .mosquitto import Broker, need_mosquitto
 
@@ -36,12 +35,3 @@ def make_broker(tmp_path: Path) -> Iterator[type[Broker]]:
 def broker(make_broker) -> Broker:
     """A running broker."""
     return make_broker().start()
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    started = Daemons(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()

@@ -7,12 +7,9 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from ..daemon.twistd_harness import HERE, REPO, Daemon, Daemons
+from ..daemon.twistd_harness import HERE, REPO, Daemon
 
 OPERATORS = Path(__file__).resolve().parent
 
@@ -35,13 +32,3 @@ def get(url: str, timeout: float = 10.0) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    """Starts ``twistd leads-comm`` processes; each is ended (by its pid) when the test ends."""
-    started = Daemons(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()

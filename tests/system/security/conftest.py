@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from support_net import PKI, make_pki
-
-from ..daemon.twistd_harness import Daemons
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    """Starts ``twistd leads-comm`` processes; each is ended (by its pid) when the test ends."""
-    started = Daemons(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 @pytest.fixture(scope="module")
