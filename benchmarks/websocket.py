@@ -28,8 +28,9 @@ import benchlib
 MARK = "@@ports "
 
 
-def serve() -> None:
-    """The relay process: print the ports, then run until stdin closes (the parent's end)."""
+def serve(profile: str | None = None) -> None:
+    """The relay process: print the ports, then run until stdin closes (the parent's end); with ``profile``,
+    under cProfile, its statistics written there at the end."""
     benchlib.raise_fd_limit()
     benchlib.die_with_parent()
     benchlib.exit_after(600)
@@ -61,7 +62,14 @@ def serve() -> None:
 
     stdio.StandardIO(Parent())
     reactor.callWhenRunning(lambda: ensureDeferred(start()))
-    reactor.run()
+    if profile is None:
+        reactor.run()
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.runcall(reactor.run)
+    profiler.dump_stats(profile)
 
 
 def run_load(args: argparse.Namespace) -> int:
@@ -71,9 +79,10 @@ def run_load(args: argparse.Namespace) -> int:
     from twisted.internet.protocol import Protocol
 
     benchlib.raise_fd_limit()
-    relay = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
+    command = [sys.executable, os.path.abspath(__file__), "--serve"]
+    if args.profile:
+        command += ["--profile", args.profile]
+    relay = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     line = relay.stdout.readline().decode()  # type: ignore[union-attr]
     if not line.startswith(MARK):
         print(f"the relay did not start: {line!r}", file=sys.stderr)
@@ -196,9 +205,12 @@ def run_load(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"ws": [], "tcp": []}
 
     async def main() -> None:
+        kinds = [kind for kind in (True, False) if args.only in (None, "ws" if kind else "tcp")]
         for _ in range(args.reps):
-            for websocket in (True, False):
+            for websocket in kinds:
                 results["ws" if websocket else "tcp"].append(await fan_out(websocket))
+        if args.only:
+            return
         results["hold_ws"] = await hold(True)
         results["hold_tcp"] = await hold(False)
 
@@ -220,6 +232,10 @@ def run_load(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    if args.only:
+        rate = statistics.median(results[args.only])
+        print(f"fan-out to {args.receivers} {args.only} receivers alone: {rate:,.0f} deliveries/s")
+        return
     ws, tcp = statistics.median(results["ws"]), statistics.median(results["tcp"])
     print(f"fan-out: 1 sender -> {args.receivers} receivers, {args.count} messages of {args.size} B, {args.reps} runs")
     print(f"  {'clients':<12}{'deliveries/s':>16}")
@@ -249,9 +265,11 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one fan-out run may take")
     parser.add_argument("--json", help="write every run's numbers here")
+    parser.add_argument("--profile", help="run the relay under cProfile and write its statistics here")
+    parser.add_argument("--only", choices=("ws", "tcp"), help="fan out to this kind of client alone (profiling)")
     args = parser.parse_args()
     if args.serve:
-        serve()
+        serve(args.profile)
         return 0
     if args.quick:
         args.receivers, args.count, args.clients, args.reps = 10, 300, 100, 1

@@ -45,22 +45,25 @@ def server_frames(messages: list[bytes]) -> bytes:
 class FrameCache:
     """Frames the messages of one broadcast once for all the browsers it goes to.
 
-    A broadcast hands the same list to each link in turn; the list is compared element by element (the
-    elements are the same objects, so that is a pointer check each), never trusted by identity alone.
+    A broadcast hands the same list to each link in turn; a link compares it with ``messages`` (element by
+    element, the elements being the same objects: a pointer check each, never trusting the list's identity
+    alone) and takes ``data`` when they are equal, else calls ``frames``. Both attributes are read-only
+    outside.
     """
 
-    __slots__ = ("_data", "_messages")
+    __slots__ = ("data", "messages")
 
     def __init__(self) -> None:
-        self._messages: list[bytes] | None = None
-        self._data: bytes = b""
+        #: The messages framed last (a copy of the list given), and their frames.
+        self.messages: list[bytes] | None = None
+        self.data: bytes = b""
 
     def frames(self, messages: list[bytes]) -> bytes:
-        if self._messages is not None and messages == self._messages:
-            return self._data
-        self._data = server_frames(messages)
-        self._messages = list(messages)
-        return self._data
+        if self.messages is not None and messages == self.messages:
+            return self.data
+        self.data = server_frames(messages)
+        self.messages = list(messages)
+        return self.data
 
 
 class FrameMeter:

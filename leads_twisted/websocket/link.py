@@ -8,6 +8,7 @@ closes it with code 1009, and a browser that stops reading is dropped or has mes
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from leads_twisted.comm import ConnectionBase, LinkEnd, SlowPeer
+from leads_twisted.comm.direct_write import direct_socket, write_out
 from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
 from leads_twisted.comm.service import State
 
@@ -25,9 +27,9 @@ if TYPE_CHECKING:
     from twisted.web.websocket import WebSocketTransport
 
     from leads_twisted.comm import Server
+    from leads_twisted.comm.write_batch import WriteBatch
     from leads_twisted.websocket.frames import FrameCache
     from leads_twisted.websocket.site import MeteredChannel
-    from leads_twisted.websocket.turn_writer import TurnWriter
 
 _log = Logger(namespace="leads_twisted.websocket")
 
@@ -56,7 +58,7 @@ class WebSocketLink(ConnectionBase):
         request: Request,
         channel: MeteredChannel,
         cache: FrameCache,
-        writer: TurnWriter,
+        batch: WriteBatch,
         in_reactor_thread: Callable[[], bool],
     ) -> None:
         super().__init__(server.separator, server.policy.encoder)
@@ -65,15 +67,23 @@ class WebSocketLink(ConnectionBase):
         self._request = request
         self._channel = channel
         self._cache = cache
-        self._writer = writer
+        self._batch = batch
         self._budget: MemoryBudget | None = server.memory_budget
+        self._max_buffered = server.policy.max_buffered
+        self._drop_when_slow = server.policy.slow_policy == "drop"
         self._ws: WebSocketTransport | None = None
         self._attached = False
         self._close_requested = False
         self._held: int | None = None
         self._grace: Any = None
-        #: Writes to the connection under the HTTP channel (TCP or TLS), set once the link is up.
-        self._wire_write: Any = channel.write
+        #: The connection under the HTTP channel (TCP or TLS) and its socket when it can be written directly;
+        #: set once the link is up.
+        self._wire: Any = None
+        self._socket: socket.socket | None = None
+        #: Frames given during the write batch under way, written once at its end; with what observers hear.
+        self._pending: list[bytes] | None = None
+        self._out_count = 0
+        self._out_size = 0
         self._warned_separator = False
         self.dropped_messages: int = 0
         peer = channel.getPeer()
@@ -92,8 +102,8 @@ class WebSocketLink(ConnectionBase):
 
     def send(self, msg: bytes) -> None:
         self._encoder.check(msg)
-        if self.closed():
-            raise OSError(f"the connection to {self._description} is closed")
+        if self.closed() or not self._attached:
+            raise OSError(f"the connection to {self._description} is {'closed' if self.closed() else 'not open yet'}")
         if self._in_reactor_thread():
             self._write_messages([msg])
         else:
@@ -109,37 +119,65 @@ class WebSocketLink(ConnectionBase):
             self._channel.reactor.callFromThread(self._close_now)
 
     def _write_messages(self, messages: list[bytes]) -> None:
-        """Frame ``messages`` (once per broadcast, shared with the other browsers) and write them, unless the
-        browser has stopped reading past ``max_buffered``."""
-        if self._closing or self._lost or not self._attached:
+        """Frame ``messages`` (once per broadcast, shared with the other browsers) and hold them for one write
+        at the end of the batch under way (at once outside a batch), unless the browser has stopped reading
+        past ``max_buffered``.
+
+        This runs once per browser per message a relay passes on: it does what ``Connection._write_encoded``
+        does for a TCP peer and no more.
+        """
+        if self._closing or self._lost:
             return
-        data = self._cache.frames(messages)
+        cache = self._cache
+        data = cache.data if messages == cache.messages else cache.frames(messages)
         if self._held is not None:
-            self._held += len(data)
-            if self._held > self._server.policy.max_buffered:
+            held = self._held = self._held + len(data)
+            if held > self._max_buffered:
                 self._too_slow(len(messages))
                 return
-            if self._budget is not None:
-                self._budget.add(self, len(data))
-        observers = self._observers
-        if observers:
-            observers.message_out(self._server, self, len(messages), len(data))
-        self._writer.write(self, data)
+        if self._observers.active:
+            self._out_count += len(messages)
+            self._out_size += len(data)
+        pending = self._pending
+        if pending is not None:
+            pending.append(data)
+            return
+        self._pending = [data]
+        if self._batch.open:
+            self._batch.hold(self)
+        else:
+            self._flush_held()
 
-    def put_on_wire(self, data: bytes) -> None:
-        """The writer's end of a turn: this link's bytes of the turn, in one write."""
-        if not self._lost:
-            self._wire_write(data)
+    def _flush_held(self) -> None:
+        """Write what the batch held for this link, in one write: straight to its socket when Twisted holds
+        nothing for it (as a TCP link does), else into the transport. The memory budget hears of it once per
+        write, while the browser is not reading."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        if self._out_count:
+            count, size = self._out_count, self._out_size
+            self._out_count = self._out_size = 0
+            self._observers.message_out(self._server, self, count, size)
+        if self._held is not None and self._budget is not None:
+            self._budget.add(self, len(data))  # past the budget this may drop the link
+        if not (self._closing or self._lost):
+            write_out(self._wire, self._socket, data)
 
     def _close_now(self) -> None:
         if self._closing or self._lost:
             return
-        self._closing = True
         if self._end_reason is LinkEnd.SLOW or self._ws is None:
-            self._writer.forget(self)
+            self._closing = True
+            self._pending = None
             self._channel.abortConnection()
             return
-        self._writer.flush(self)  # what was sent before the close goes first
+        self._flush_held()  # what was sent before the close goes first
+        if self._closing or self._lost:
+            return  # that write went over the memory budget, and the link was dropped for it
+        self._closing = True
         if self._end_reason is LinkEnd.OVERSIZE:
             code = CLOSE_TOO_BIG
         elif self._server.state in (State.CLOSING, State.CLOSED):
@@ -155,12 +193,12 @@ class WebSocketLink(ConnectionBase):
         self._channel.abortConnection()
 
     def _too_slow(self, count: int) -> None:
-        limit = self._server.policy.max_buffered
-        if self._server.policy.slow_policy == "drop":
+        limit = self._max_buffered
+        if self._drop_when_slow:
             if not self.dropped_messages:
                 _log.warn("{link} is not reading; dropping messages for it", link=self)
             self.dropped_messages += count
-            if self._observers:
+            if self._observers.active:
                 self._observers.dropped(self._server, self, count)
             return
         error = SlowPeer(f"{self} stopped reading with over {limit} bytes waiting; disconnecting it")
@@ -175,7 +213,8 @@ class WebSocketLink(ConnectionBase):
         """The handshake is done: join the server (``on_connect`` may already send), and meter the peer."""
         wire = self._channel.transport
         assert wire is not None, "a channel upgraded to WebSocket is connected"
-        self._wire_write = wire.write  # past the wrapper, which would only pass it on
+        self._wire = wire  # past the wrapper, which would only pass writes on
+        self._socket = direct_socket(wire)
         self._attached = True
         try:
             self._server.attach(self)
@@ -198,7 +237,7 @@ class WebSocketLink(ConnectionBase):
         """Pongs carry nothing for the relay."""
 
     def connectionLost(self, reason: Failure) -> None:
-        self._writer.forget(self)
+        self._pending = None
         if self._budget is not None:
             self._budget.release(self)
         if self._grace is not None and self._grace.active():

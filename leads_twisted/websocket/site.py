@@ -20,7 +20,6 @@ from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.websocket.frames import FrameCache, FrameMeter
 from leads_twisted.websocket.link import WebSocketLink
-from leads_twisted.websocket.turn_writer import TurnWriter
 
 #: Where the stream is served; the page is at ``/``.
 STREAM_PATH = b"ws"
@@ -140,13 +139,13 @@ class StreamResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, server: Server, origins: OriginCheck, in_reactor_thread: Callable[[], bool]) -> None:
+    def __init__(self, server: Server, origins: OriginCheck, runner: ReactorRunner) -> None:
         super().__init__()
         self._server = server
-        self._in_reactor_thread = in_reactor_thread
+        self._in_reactor_thread = runner.in_reactor_thread
+        self._batch = runner.write_batch
         self._origins = origins
         self._cache = FrameCache()
-        self._writer: TurnWriter | None = None
         self._upgrade = WebSocketResource(self)
 
     def render_GET(self, request: Request) -> bytes | int:
@@ -161,9 +160,7 @@ class StreamResource(Resource):
         """Twisted's resource asks for the protocol of an accepted upgrade: a link of the server."""
         channel = request.channel.transport
         assert isinstance(channel, MeteredChannel), "the stream is served through WebSocketSite only"
-        if self._writer is None:
-            self._writer = TurnWriter(channel.reactor)
-        return WebSocketLink(self._server, request, channel, self._cache, self._writer, self._in_reactor_thread)
+        return WebSocketLink(self._server, request, channel, self._cache, self._batch, self._in_reactor_thread)
 
 
 class StaticFile(Resource):
@@ -186,11 +183,9 @@ class StaticFile(Resource):
 class Root(Resource):
     """``/`` is the page; its files and the stream hang below it."""
 
-    def __init__(
-        self, server: Server, origins: OriginCheck, in_reactor_thread: Callable[[], bool], page: bool = True
-    ) -> None:
+    def __init__(self, server: Server, origins: OriginCheck, runner: ReactorRunner, page: bool = True) -> None:
         super().__init__()
-        self.putChild(STREAM_PATH, StreamResource(server, origins, in_reactor_thread))
+        self.putChild(STREAM_PATH, StreamResource(server, origins, runner))
         self._page = page
         if page:
             self._index = StaticFile("index.html")
@@ -207,6 +202,6 @@ class Root(Resource):
 def make_site(server: Server, runner: ReactorRunner, origins: Iterable[str] = (), page: bool = True) -> WebSocketSite:
     """The factory to listen with: the page (unless ``page`` is False) and the stream of ``server``, whose
     reactor is ``runner``'s."""
-    site = Site(Root(server, OriginCheck(origins), runner.in_reactor_thread, page))
+    site = Site(Root(server, OriginCheck(origins), runner, page))
     site.displayTracebacks = False
     return WebSocketSite(site, runner.reactor)
