@@ -177,6 +177,9 @@ class ConnectionBase(ABC):
     #: The service that owns the link and its observers, once attached (``Service.attach``).
     _owner: Service | None = None
     _observers: Observers = Observers()  # none, until attached: a stand-in nothing is ever added to
+    #: True for a ``Connection``: a broadcast hands it the bytes framed once for all such links. A class
+    #: attribute, so that a broadcast tells the kinds of link apart without an ``isinstance`` per delivery.
+    _takes_encoded: bool = False
 
     def _write_messages(self, messages: list[bytes]) -> None:
         owner, observers = self._owner, self._observers
@@ -228,6 +231,8 @@ class Connection(ConnectionBase):
     delivered while the peer keeps reading, however slowly; the link is cut only once the peer has taken no
     bytes (and sent none) for ``close_timeout`` seconds, and that is reported to ``on_fail`` (``CloseCut``).
     """
+
+    _takes_encoded = True
 
     def __init__(self, service: Service, transport: ITransport) -> None:
         policy = service._policy

@@ -134,7 +134,7 @@ class Server(Service):
         for connection in list(self._connections):
             if connection is exclude:
                 continue
-            if isinstance(connection, Connection):
+            if connection._takes_encoded:
                 if data is None:
                     data = self._encoder.encode_all(messages)
                 connection._write_encoded(data, count)
