@@ -93,6 +93,36 @@ async def test_relay_both_ways_between_browsers_and_tcp_peers(net):
     assert tcp.messages[2] == b"time_lap" and not first.lost
 
 
+class Deliveries(Observer):
+    def __init__(self) -> None:
+        self.out: list[tuple[object, int, int]] = []
+
+    def message_out(self, service, connection, count, size) -> None:
+        self.out.append((connection, count, size))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_relayed_to_browsers_is_framed_once_and_written_once_per_batch(net):
+    server, gate, seen, _ = await relay(net)
+    deliveries = Deliveries()
+    server.add_observer(deliveries)
+    tcp = await net.raw_peer(server.port())
+    first, second = await browser(gate), await browser(gate)
+    await joined(seen, 3)
+    links = seen.of("connect")[1:]
+    burst = [b"speed=%d" % i for i in range(300)]
+    tcp.transport.write(b"".join(m + b";" for m in burst))  # one write: the relay reads it in a chunk or few
+    await first.when_messages(300)
+    await second.when_messages(300)
+    assert first.messages == burst and second.messages == burst, "every message, in order"
+    assert first.binary == [False] * 300
+    for link in links:
+        told = [(count, size) for who, count, size in deliveries.out if who is link]
+        assert sum(count for count, _ in told) == 300
+        assert sum(size for _, size in told) == sum(2 + len(m) for m in burst), "frames counted, headers included"
+        assert len(told) < 300, "observers hear of a batch's deliveries once per browser, not once per message"
+
+
 @pytest_twisted.ensureDeferred
 async def test_fragments_with_a_ping_between_them_make_one_message(net):
     server, gate, seen, _ = await relay(net)
