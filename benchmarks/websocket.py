@@ -9,6 +9,7 @@ medians and the ratio WebSocket / TCP of deliveries per second, measured in the 
 
     python benchmarks/websocket.py            # 50 receivers, 1,000 WebSocket clients held; a minute or two
     python benchmarks/websocket.py --quick    # smoke run for CI: small sizes, exit status 0 only if intact
+    python benchmarks/websocket.py --only ws --profile ws.prof   # the relay's cProfile, WebSocket fan-out only
 """
 
 from __future__ import annotations
