@@ -28,14 +28,17 @@ from twisted.python.failure import Failure
 
 from leads_twisted.bridge.paho_reactor import ReactorDriver
 from leads_twisted.bridge.probe import probe
+from leads_twisted.bridge.publish_batch import PublishEncoder
 from leads_twisted.bridge.settings import BrokerAddress, check_topic_root, check_vehicle, parse_broker_url
 from leads_twisted.bridge.up_queue import DEFAULT_QUEUE_BYTES, UpQueue
 from leads_twisted.comm import Backoff, ConnectionBase, Observer, Server, Service
 
 _log = Logger(namespace="leads_twisted.bridge")
 
-#: ``up`` messages handed to paho and not yet confirmed (written for QoS 0, acknowledged for QoS 1).
+#: QoS 1: ``up`` messages handed to paho and not yet acknowledged by the broker.
 WINDOW: int = 256
+#: QoS 0: at most this many bytes of ``up`` messages are encoded into one buffer for the socket.
+BATCH_BYTES: int = 256 * 1024
 #: Seconds between the broker's PINGs when nothing else flows; also how fast a silent broker is noticed.
 KEEPALIVE: int = 15
 #: Seconds a connection attempt may take: the probe's bound, and paho's for its blocking connect after it.
@@ -97,8 +100,11 @@ class MQTTBridge:
         self._server = server
         self._reactor = reactor
         self._queue = UpQueue(queue_bytes)
-        #: ``up`` messages handed to paho, by message id, oldest first, with paho's handle on each.
+        #: QoS 1: ``up`` messages handed to paho, by message id, oldest first, with paho's handle on each.
         self._unconfirmed: dict[int, tuple[MQTTMessageInfo, bytes]] = {}
+        #: QoS 0: ``up`` messages are encoded here and written in chunks beside paho, not through it.
+        self._encoder = PublishEncoder(self.up_topic, retain)
+        self._pump_call: DelayedCall | None = None
         self._delay = (backoff or Backoff()).policy()
         self._failures = 0
         self._retry: DelayedCall | None = None
@@ -108,7 +114,7 @@ class MQTTBridge:
         self._stopped: Deferred[None] | None = None
         self._connect_waiters: list[Deferred[None]] = []
         self._client = self._make_client(username, password, tls)
-        self._driver = ReactorDriver(self._client, reactor, self._written if qos == 0 else lambda: None)
+        self._driver = ReactorDriver(self._client, reactor, idle=self._idle, sent=self._sent)
         self._watcher = _Watcher(server, self)
 
     def _make_client(self, username: str | None, password: str | None, tls: ssl.SSLContext | None) -> Client:
@@ -117,8 +123,6 @@ class MQTTBridge:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         if self.qos == 1:
-            # For QoS 0, paho would build a reason code and properties per message for this callback (a quarter
-            # of the bridge's time): written messages are counted after each write instead (``_written``).
             client.on_publish = self._on_publish
         client.max_inflight_messages_set(WINDOW)
         client.connect_timeout = CONNECT_TIMEOUT
@@ -145,7 +149,7 @@ class MQTTBridge:
     @property
     def queued(self) -> int:
         """``up`` messages waiting for the broker."""
-        return len(self._queue) + len(self._unconfirmed)
+        return len(self._queue) + len(self._unconfirmed) + self._driver.buffered
 
     @property
     def queued_bytes(self) -> int:
@@ -183,6 +187,9 @@ class MQTTBridge:
         self._server.remove_observer(self._watcher)
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
+        if self._pump_call is not None and self._pump_call.active():
+            self._pump_call.cancel()
+        self._pump_call = None
         if self._probing is not None:
             self._probing.cancel()
         if not self._connected:
@@ -202,8 +209,9 @@ class MQTTBridge:
         """Publish ``msg`` to ``up`` now, or once the broker is back; in the reactor thread. The server's
         observer calls it for each local message; call it yourself for messages of your own."""
         self._queue.push(bytes(msg))
-        if self._connected:
-            self._pump()
+        if self._connected and self._pump_call is None:
+            # Pump once the reactor has read what it is reading: a whole chunk of local messages goes in one go.
+            self._pump_call = self._reactor.callLater(0, self._pump)
 
     # The broker.
 
@@ -274,12 +282,14 @@ class MQTTBridge:
         properties: Properties | None,
     ) -> None:
         was_connected, self._connected = self._connected, False
-        if self.qos == 0 and self._unconfirmed:
-            # paho forgets unwritten QoS 0 messages when it reconnects: count those it wrote, send the others
-            # again (QoS 1 ones paho resends itself).
-            self._written()
-            self._queue.push_front([msg for _, msg in self._unconfirmed.values()])
-            self._unconfirmed.clear()
+        if self.qos == 0:
+            # The chunk the close cut short: its whole packets are out (counted), the rest go again first. QoS 1
+            # messages paho resends itself.
+            messages, sent = self._driver.take_cut()
+            if messages:
+                done = self._encoder.written(messages, sent)
+                self.published += done
+                self._queue.push_front(messages[done:])
         if self._stopped is not None:
             self._fire_stopped()
             return
@@ -287,11 +297,23 @@ class MQTTBridge:
             self._retry_later(f"{'lost' if was_connected else 'closed'}: {reason}")
 
     def _pump(self) -> None:
-        """Hand waiting ``up`` messages to paho, in order, while fewer than ``WINDOW`` are unconfirmed."""
-        queue, unconfirmed, client = self._queue, self._unconfirmed, self._client
+        """Hand waiting ``up`` messages on, in order: QoS 0 as encoded chunks to the socket, QoS 1 to paho while
+        fewer than ``WINDOW`` are unacknowledged."""
+        self._pump_call = None
+        if not self._connected:
+            return
+        queue = self._queue
+        if self.qos == 0:
+            driver, encode = self._driver, self._encoder.encode
+            while queue and driver.can_write():
+                messages = queue.take(BATCH_BYTES)
+                if driver.write(encode(messages), messages):
+                    self.published += len(messages)
+            return
+        unconfirmed, client = self._unconfirmed, self._client
         while queue and len(unconfirmed) < WINDOW:
             msg = queue.pop()
-            info = client.publish(self.up_topic, msg, qos=self.qos, retain=self.retain)
+            info = client.publish(self.up_topic, msg, qos=1, retain=self.retain)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 queue.push_front([msg])
                 return
@@ -306,19 +328,14 @@ class MQTTBridge:
             if self._connected:
                 self._pump()
 
-    def _written(self) -> None:
-        """QoS 0: paho has written all it held; the messages it wrote are done, in order."""
-        unconfirmed = self._unconfirmed
-        done = 0
-        for mid, (info, _) in list(unconfirmed.items()):
-            if not info.is_published():
-                break
-            del unconfirmed[mid]
-            done += 1
-        if done:
-            self.published += done
-            if self._connected:
-                self._pump()
+    def _sent(self, count: int) -> None:
+        """QoS 0: a chunk of ``count`` messages is written to the broker's socket."""
+        self.published += count
+
+    def _idle(self) -> None:
+        """Everything is written: QoS 0 writes the next chunk (QoS 1 goes on as the broker acknowledges)."""
+        if self.qos == 0 and self._connected:
+            self._pump()
 
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
         try:

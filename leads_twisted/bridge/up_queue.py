@@ -52,3 +52,20 @@ class UpQueue:
         msg = self._messages.popleft()
         self.bytes -= len(msg)
         return msg
+
+    def take(self, limit: int) -> list[bytes]:
+        """The oldest messages, taken out, as many as fit in ``limit`` bytes (always one, if any)."""
+        messages = self._messages
+        if self.bytes <= limit:
+            taken = list(messages)
+            messages.clear()
+            self.bytes = 0
+            return taken
+        taken = []
+        size = 0
+        while messages and (not taken or size + len(messages[0]) <= limit):
+            msg = messages.popleft()
+            size += len(msg)
+            taken.append(msg)
+        self.bytes -= size
+        return taken

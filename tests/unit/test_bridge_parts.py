@@ -1,10 +1,11 @@
-"""The bridge's pure parts: the bounded up queue, and the broker address, credentials and topic checks."""
+"""The bridge's pure parts: the up queue, the QoS 0 PUBLISH encoder, the broker address, credentials, topics."""
 
 from __future__ import annotations
 
 import pytest
 
 from leads_twisted.bridge import UpQueue, parse_broker_url, read_credentials
+from leads_twisted.bridge.publish_batch import PublishEncoder, remaining_length
 from leads_twisted.bridge.settings import BrokerAddress, check_topic_root, check_vehicle
 
 
@@ -97,3 +98,60 @@ def test_topic_roots_are_plain(root):
     with pytest.raises(ValueError, match="plain topic"):
         check_topic_root(root)
     assert check_topic_root("fleet/car1") == "fleet/car1"
+
+
+def test_queue_take_stops_at_the_limit_but_always_gives_one():
+    queue = UpQueue(100)
+    for msg in (b"aaaa", b"bbbb", b"cccc"):
+        queue.push(msg)
+    assert queue.take(9) == [b"aaaa", b"bbbb"]
+    assert (len(queue), queue.bytes) == (1, 4)
+    assert queue.take(1) == [b"cccc"]
+    assert (len(queue), queue.bytes) == (0, 0)
+    queue.push(b"dd")
+    assert queue.take(100) == [b"dd"]
+    assert queue.take(100) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        (0, b"\x00"),
+        (127, b"\x7f"),
+        (128, b"\x80\x01"),
+        (16_383, b"\xff\x7f"),
+        (16_384, b"\x80\x80\x01"),
+        (2_097_151, b"\xff\xff\x7f"),
+        (2_097_152, b"\x80\x80\x80\x01"),
+        (268_435_455, b"\xff\xff\xff\x7f"),
+    ],
+)
+def test_remaining_length_as_mqtt_writes_it(value, encoded):
+    assert remaining_length(value) == encoded
+
+
+def test_remaining_length_past_mqtt_is_refused():
+    with pytest.raises(ValueError, match="268435455"):
+        remaining_length(268_435_456)
+
+
+def test_qos0_publish_packets():
+    encoder = PublishEncoder("a/b")
+    assert encoder.encode([b"hi"]) == b"\x30\x07\x00\x03a/bhi"
+    assert PublishEncoder("a/b", retain=True).encode([b""]) == b"\x31\x05\x00\x03a/b"
+    big = b"x" * 200  # remaining length 205: two length bytes
+    assert encoder.encode([b"hi", big]) == b"\x30\x07\x00\x03a/bhi" + b"\x30\xcd\x01\x00\x03a/b" + big
+    assert encoder.packet_size(big) == 3 + 5 + 200
+    huge = b"y" * 5000  # past the cached header lengths
+    assert encoder.encode([huge]) == b"\x30" + remaining_length(5005) + b"\x00\x03a/b" + huge
+
+
+def test_written_counts_whole_packets_only():
+    encoder = PublishEncoder("t")
+    messages = [b"one", b"two", b"three"]
+    sizes = [encoder.packet_size(msg) for msg in messages]
+    assert encoder.written(messages, 0) == 0
+    assert encoder.written(messages, sizes[0] - 1) == 0
+    assert encoder.written(messages, sizes[0]) == 1
+    assert encoder.written(messages, sizes[0] + sizes[1] + 1) == 2
+    assert encoder.written(messages, sum(sizes)) == 3
