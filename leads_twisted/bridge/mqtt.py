@@ -208,10 +208,13 @@ class MQTTBridge:
     def send_up(self, msg: bytes) -> None:
         """Publish ``msg`` to ``up`` now, or once the broker is back; in the reactor thread. The server's
         observer calls it for each local message; call it yourself for messages of your own."""
-        self._queue.push(bytes(msg))
+        queue = self._queue
+        if self._connected and queue.bytes + len(msg) > queue.limit:
+            self._pump()  # a full queue drops only what the broker's link cannot take now
+        queue.push(bytes(msg))
         if self._connected and self._pump_call is None:
             # Pump once the reactor has read what it is reading: a whole chunk of local messages goes in one go.
-            self._pump_call = self._reactor.callLater(0, self._pump)
+            self._pump_call = self._reactor.callLater(0, self._pump_now)
 
     # The broker.
 
@@ -296,10 +299,13 @@ class MQTTBridge:
         if self._running and self._retry is None:
             self._retry_later(f"{'lost' if was_connected else 'closed'}: {reason}")
 
+    def _pump_now(self) -> None:
+        self._pump_call = None
+        self._pump()
+
     def _pump(self) -> None:
         """Hand waiting ``up`` messages on, in order: QoS 0 as encoded chunks to the socket, QoS 1 to paho while
         fewer than ``WINDOW`` are unacknowledged."""
-        self._pump_call = None
         if not self._connected:
             return
         queue = self._queue

@@ -36,6 +36,12 @@ class BridgeService(Service):
         result: Deferred[None] = self.bridge.stop()
         return result
 
+    def metrics_collector(self) -> Any:
+        """The bridge's counters for ``--monitor`` (``leads_comm_bridge_*``)."""
+        from leads_twisted.bridge.metrics import BridgeCollector
+
+        return BridgeCollector(self.bridge)
+
 
 def with_bridge(options: Mapping[str, Any], service: IService, server: Server, reactor: Any) -> IService:
     """``service`` alone without ``--bridge``; with it, ``service`` and the bridge, stopped bridge first."""

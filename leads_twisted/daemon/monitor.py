@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
-from twisted.application.service import MultiService
+from twisted.application.service import IService, IServiceCollection, MultiService
 from twisted.application.service import Service as TwistedService
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
@@ -130,6 +130,23 @@ class Collector:
         yield ends
 
 
+@runtime_checkable
+class MetricsSource(Protocol):
+    """A part of the daemon with metrics of its own (the MQTT bridge): the monitor registers its collector."""
+
+    def metrics_collector(self) -> Any:
+        """A ``prometheus_client`` collector (an object with ``collect()``), read in the reactor thread."""
+
+
+def collectors_in(service: IService) -> list[Any]:
+    """The collectors of every ``MetricsSource`` in the daemon's tree of services, in tree order."""
+    found = [service.metrics_collector()] if isinstance(service, MetricsSource) else []
+    if IServiceCollection.providedBy(service):
+        for child in service:
+            found += collectors_in(child)
+    return found
+
+
 class Metrics(Resource):
     """``/metrics``: the registry in Prometheus's text format."""
 
@@ -187,14 +204,17 @@ class Connections(Resource):
         return json.dumps(body, indent=1).encode() + b"\n"
 
 
-def registry_for(server: Server) -> Any:
-    """A registry of the server's counters and the process collector; raises ``MonitorUnavailable``."""
+def registry_for(server: Server, collectors: Iterable[Any] = ()) -> Any:
+    """A registry of the server's counters, ``collectors`` (the daemon's other parts) and the process collector;
+    raises ``MonitorUnavailable``."""
     try:
         from prometheus_client import CollectorRegistry, ProcessCollector
     except ImportError:
         raise MonitorUnavailable("--monitor needs prometheus_client: pip install 'leads_twisted[monitor]'") from None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector(server))
+    for collector in collectors:
+        registry.register(collector)
     ProcessCollector(registry=registry)
     return registry
 
@@ -209,10 +229,10 @@ class QuietSite(Site):
         """Log nothing per request."""
 
 
-def site_for(server: Server, pulse: Pulse) -> Site:
+def site_for(server: Server, pulse: Pulse, collectors: Iterable[Any] = ()) -> Site:
     """The monitor's web site: ``/metrics``, ``/healthz``, ``/connz``."""
     root = Resource()
-    root.putChild(b"metrics", Metrics(registry_for(server)))
+    root.putChild(b"metrics", Metrics(registry_for(server, collectors)))
     root.putChild(b"healthz", Health(server, pulse))
     root.putChild(b"connz", Connections(server))
     return QuietSite(root)
@@ -247,8 +267,11 @@ class Listener(TwistedService):
         return port.stopListening() if port is not None else None
 
 
-def monitor_service(server: Server, reactor: Any, endpoint: Any, description: str) -> TwistedService:
+def monitor_service(
+    server: Server, reactor: Any, endpoint: Any, description: str, collectors: Iterable[Any] = ()
+) -> TwistedService:
     """The monitor as a twistd service: listens on ``endpoint`` when the daemon starts, beats the pulse.
+    ``collectors`` add the metrics of the daemon's other parts (``collectors_in``).
 
     The server's counting (``server.stats()``) begins here, before it listens.
     """
@@ -256,5 +279,5 @@ def monitor_service(server: Server, reactor: Any, endpoint: Any, description: st
     pulse = Pulse(reactor)
     parts = MultiService()
     pulse.setServiceParent(parts)
-    Listener(endpoint, description, site_for(server, pulse)).setServiceParent(parts)
+    Listener(endpoint, description, site_for(server, pulse, collectors)).setServiceParent(parts)
     return parts

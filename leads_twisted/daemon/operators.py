@@ -47,11 +47,11 @@ def with_operator_parts(
     """
     parts: list[IService] = []
     if options["monitor"] is not None:
-        from leads_twisted.daemon.monitor import MonitorUnavailable, monitor_service
+        from leads_twisted.daemon.monitor import MonitorUnavailable, collectors_in, monitor_service
 
         endpoint = _monitor_endpoint(reactor, options["monitor"])
         try:
-            parts.append(monitor_service(server, reactor, endpoint, options["monitor"]))
+            parts.append(monitor_service(server, reactor, endpoint, options["monitor"], collectors_in(comm)))
         except MonitorUnavailable as error:
             raise SystemExit(f"twistd leads-comm: {error}") from None
     if notifier.enabled:
