@@ -79,6 +79,8 @@ class ReactorDriver:
         self._buffer: memoryview | None = None
         self._messages: list[bytes] = []
         self._done = 0
+        #: A write failed on this socket: nothing more is written to it; paho will close it.
+        self._broken = False
         #: The messages of a buffer cut short by the socket's close, with the bytes that got out.
         self._cut: tuple[list[bytes], int] = ([], 0)
         self._misc = LoopingCall(client.loop_misc)
@@ -107,8 +109,8 @@ class ReactorDriver:
         self._buffer, self._messages, self._done = memoryview(data), messages, 0
         if self._flush(report=False):
             return True
-        assert self._socket is not None
-        self._reactor.addWriter(self._socket)
+        if not self._broken and self._socket is not None:
+            self._reactor.addWriter(self._socket)
         return False
 
     def take_cut(self) -> tuple[list[bytes], int]:
@@ -126,7 +128,11 @@ class ReactorDriver:
             except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 break
             except OSError:
-                break  # the link is broken: paho's read or keep-alive notices and closes it
+                # The link is broken: paho's read or keep-alive notices and closes it; until then, no busy loop.
+                self._broken = True
+                if self._socket is not None:
+                    self._reactor.removeWriter(self._socket)
+                break
             buffer = buffer[count:]
             self._done += count
         if buffer:
@@ -140,7 +146,7 @@ class ReactorDriver:
 
     def _writable(self) -> None:
         socket = self._socket
-        if socket is None:
+        if socket is None or self._broken:
             return
         if self._buffer is not None and not self._flush():
             return
@@ -152,6 +158,7 @@ class ReactorDriver:
 
     def _opened(self, client: Client, userdata: Any, sock: Any) -> None:
         self._sock = sock
+        self._broken = False
         self._socket = PahoSocket(client, sock, self._writable)
         self._reactor.addReader(self._socket)
         if not self._misc.running:
@@ -169,7 +176,7 @@ class ReactorDriver:
             self._misc.stop()
 
     def _paho_wants(self, client: Client, userdata: Any, sock: Any) -> None:
-        if self._socket is not None:
+        if self._socket is not None and not self._broken:
             self._reactor.addWriter(self._socket)
 
     def _paho_written(self, client: Client, userdata: Any, sock: Any) -> None:
