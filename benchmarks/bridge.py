@@ -102,12 +102,14 @@ class Broker:
                 "max_queued_messages 0\npersistence false\nlog_dest stderr\nlog_type notice\nlog_type information\n"
             )
         self.process: subprocess.Popen[str] | None = None
+        self.lines: Lines | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [tool("mosquitto"), "-c", self.config], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        Lines(self.process).wait_for(" running")
+        self.lines = Lines(self.process)
+        self.lines.wait_for(" running")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None:
@@ -215,18 +217,21 @@ def direct_row(broker: Broker, qos: int, messages: list[bytes]) -> tuple[float, 
 
     At end of input mosquitto_pub 2.0.11 disconnects without waiting for the QoS 1 messages still queued in
     libmosquitto beyond its in-flight window (most of 100,000 read from a file are lost), so its input ends
-    only once the stream is in, as the bridge's local client stays connected.
+    only once the stream is in, as the bridge's local client stays connected. The clock starts once the
+    broker has it connected, as the bridge is before its row starts.
     """
     topic = f"bench/direct/{qos}"
     data = b"".join(msg + b"\n" for msg in messages)
     sub = Subscriber(broker, topic, qos)
     try:
-        started = time.monotonic()
+        name = f"bench-direct-{os.getpid()}-{qos}"
+        where = ["-p", str(broker.port), "-h", "127.0.0.1", "-i", name]
         pub = subprocess.Popen(
-            [tool("mosquitto_pub"), "-p", str(broker.port), "-h", "127.0.0.1", "-q", str(qos), "-t", topic, "-l"],
-            stdin=subprocess.PIPE,
+            [tool("mosquitto_pub"), *where, "-q", str(qos), "-t", topic, "-l"], stdin=subprocess.PIPE
         )
-        assert pub.stdin is not None
+        assert pub.stdin is not None and broker.lines is not None
+        broker.lines.wait_for(re.escape(f" as {name} "))
+        started = time.monotonic()
         feeder = threading.Thread(target=pub.stdin.write, args=(data,), daemon=True)
         feeder.start()
         try:
