@@ -259,6 +259,17 @@ def bridge_row(broker: Broker, qos: int, messages: list[bytes]) -> tuple[float, 
     return seconds, intact
 
 
+def drain(link: socket.socket, total: int, counted: list[int]) -> None:
+    """Read up to ``total`` bytes from ``link`` (less if it closes); how many, in ``counted``."""
+    received = 0
+    while received < total:
+        chunk = link.recv(1 << 20)
+        if not chunk:
+            break
+        received += len(chunk)
+    counted.append(received)
+
+
 def outage(broker: Broker, queue_bytes: int, outage_bytes: int, size: int) -> dict[str, int]:
     """The daemon's memory while the broker is down and far more than its queue bound is sent."""
     daemon = Daemon(broker, 1, queue_bytes)
@@ -278,11 +289,15 @@ def outage(broker: Broker, queue_bytes: int, outage_bytes: int, size: int) -> di
         broker.stop(signal.SIGKILL)
         daemon.lines.wait_for("bridge: no link")
         count = outage_bytes // size
+        # The relay's copy is read as it comes (a thread), or the reader would be cut as a slow peer.
+        counted: list[int] = []
+        drained = threading.Thread(target=drain, args=(reader, count * (size + 1), counted), daemon=True)
+        drained.start()
         for start in range(0, count, 10_000):
             writer.sendall(b"".join(benchlib.payload(i, size) + b";" for i in range(start, min(start + 10_000, count))))
-        received = 0
-        while received < count * (size + 1):
-            received += len(reader.recv(1 << 20))
+        drained.join(WAIT * 4)
+        if counted != [count * (size + 1)]:
+            raise SystemExit(f"the relay delivered {counted or 'not all'} of {count * (size + 1)} outage bytes")
         after, peak = daemon.memory()
         broker.start()
         back = daemon.lines.wait_for(r"(\d+) messages waiting, (\d+) dropped in all")
