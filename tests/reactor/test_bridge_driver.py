@@ -53,9 +53,11 @@ async def test_a_cut_chunk_goes_out_whole_before_paho_writes_again():
     listener.settimeout(10)
     connected: Deferred[None] = Deferred()
     got_down: Deferred[None] = Deferred()
+    closed: Deferred[None] = Deferred()
     client = Client(CallbackAPIVersion.VERSION2, client_id="driver-test", protocol=MQTTv311)
     client.on_connect = lambda *args: connected.callback(None)
     client.on_message = lambda *args: got_down.callback(None)
+    client.on_disconnect = lambda *args: closed.callback(None)
     sent: list[int] = []
     driver = ReactorDriver(client, reactor, sent=sent.append)
     client.connect("127.0.0.1", listener.getsockname()[1], keepalive=60)
@@ -87,9 +89,10 @@ async def test_a_cut_chunk_goes_out_whole_before_paho_writes_again():
 
         packets = await threads.deferToThread(read_all)
     finally:
+        client.disconnect()  # paho closes its socket once DISCONNECT is out: the reactor is left clean
+        await closed.addTimeout(10, reactor)
         conn.close()
         listener.close()
-        client.disconnect()
     head = len(b"leads/car1/up") + 2
     assert [body[head:] for first, body in packets[:-1]] == messages
     assert {first for first, _ in packets[:-1]} == {0x30}
