@@ -80,6 +80,8 @@ class Client(Service):
         self._held: list[bytes] = []
         self._held_bytes: int = 0
         self._in_transit: int = 0
+        #: What the server said when it ended the link with ``disconnect``; every later refusal names it.
+        self._server_goodbye: str | None = None
         # Without a disconnected-send queue, the outbox itself refuses sends whenever there is no open link,
         # so ``send`` needs no check of its own on its common path.
         self._refuse_sends("the client is not connected; start it with start_client()")
@@ -164,7 +166,7 @@ class Client(Service):
 
     def _check_can_hold(self, msg: bytes) -> None:
         if self._state in (State.CLOSING, State.CLOSED):
-            raise OSError(f"the client for {self.describe_target()} is closed")
+            raise OSError(self._refusal_once_closed())
         if not self._queue_limit:
             raise OSError(f"the client is not connected to {self.describe_target()}; start it with start_client()")
         if self._held_bytes + self._in_transit + len(msg) > self._queue_limit:
@@ -288,6 +290,8 @@ class Client(Service):
         return [self._connection] if self._connection is not None else []
 
     def _refusal_once_closed(self) -> str:
+        if self._server_goodbye is not None:
+            return f"{self._server_goodbye}; the client is closed"  # why it closed, however late the send
         return f"the client for {self.describe_target()} is closed"
 
     def _refusal_on_link_close(self, connection: Any) -> str | None:
@@ -299,7 +303,8 @@ class Client(Service):
         """The server said ``disconnect``: from now on ``send`` raises (or, with a disconnected-send queue and
         reconnecting, holds the message for the next link); everything accepted before goes out first."""
         if connection is self._connection:
-            reason = f"the server at {self.describe_target()} said disconnect; the client is not connected any more"
+            self._server_goodbye = f"the server at {self.describe_target()} said disconnect"
+            reason = f"{self._server_goodbye}; the client is not connected any more"
             if not self._queue_limit or self._retrying is None:  # with a queue, only a next link holds sends
                 self._outbox.refuse(reason)
         super()._peer_said_disconnect(connection)
