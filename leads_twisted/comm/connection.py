@@ -180,6 +180,15 @@ class ConnectionBase(ABC):
     #: True for a ``Connection``: a broadcast hands it the bytes framed once for all such links. A class
     #: attribute, so that a broadcast tells the kinds of link apart without an ``isinstance`` per delivery.
     _takes_encoded: bool = False
+    #: Framing bytes around one message on this link (set when it is attached).
+    _frame_overhead: int = 0
+
+    # The link's traffic, counted in the reactor thread while its service has observers (``Stats`` reads
+    # them): messages and bytes (framing included) from the peer and delivered to it; controls not counted.
+    messages_in: int = 0
+    bytes_in: int = 0
+    messages_out: int = 0
+    bytes_out: int = 0
 
     def _write_messages(self, messages: list[bytes]) -> None:
         owner, observers = self._owner, self._observers
@@ -428,7 +437,12 @@ class Connection(ConnectionBase):
         if self._out_count:
             count, size = self._out_count, self._out_size
             self._out_count = self._out_size = 0
-            self._observers.message_out(self._service, self, count, size)
+            observers = self._observers
+            if observers.sending:
+                observers.message_out(self._service, self, count, size)  # counts them too
+            else:
+                self.messages_out += count
+                self.bytes_out += size
         with self._write_lock:
             held, self._held_writes = self._held_writes, None
             if held and not (self._closing or self._lost):

@@ -76,10 +76,13 @@ class Observer:
 class Observers:
     """The observers of one service; a tuple swapped whole, so adding one from any thread is safe.
 
-    Event sites test ``active`` (a plain attribute, the cheapest test there is) before they call.
+    Event sites test ``active`` (a plain attribute, the cheapest test there is) before they call. While it is
+    true, the links count their own traffic (``ConnectionBase.messages_in`` and the like: a few integer
+    additions where the bytes are handled), and only the observers that override an event about messages are
+    called for it: a counter such as ``Stats`` reads the links' counts instead of being called per chunk.
     """
 
-    __slots__ = ("_all", "active", "each_message", "per_chunk")
+    __slots__ = ("_all", "active", "each_message", "per_chunk", "sending")
 
     def __init__(self) -> None:
         self._all: tuple[Observer, ...] = ()
@@ -88,6 +91,8 @@ class Observers:
         #: The observers told ``message_in`` for each message, and those told ``messages_in`` per chunk.
         self.each_message: tuple[Observer, ...] = ()
         self.per_chunk: tuple[Observer, ...] = ()
+        #: The observers told ``message_out``: those that override it.
+        self.sending: tuple[Observer, ...] = ()
 
     def add(self, observer: Observer) -> None:
         """Tell ``observer`` every event from now on; adding one twice does nothing."""
@@ -101,10 +106,11 @@ class Observers:
         self._sort(tuple(o for o in self._all if o is not observer))
 
     def _sort(self, observers: tuple[Observer, ...]) -> None:
-        """Keep ``observers`` and who of them hears of incoming messages one by one, or per chunk."""
-        chunked = tuple(o for o in observers if type(o).messages_in is not Observer.messages_in)
-        each = tuple(o for o in observers if o not in chunked or type(o).message_in is not Observer.message_in)
-        self.per_chunk, self.each_message, self._all = chunked, each, observers
+        """Keep ``observers``, and which of them hear of messages: one by one or per chunk in, and out."""
+        chunked = tuple(o for o in observers if _overrides(o, "messages_in"))
+        each = tuple(o for o in observers if _overrides(o, "message_in"))
+        sending = tuple(o for o in observers if _overrides(o, "message_out"))
+        self.per_chunk, self.each_message, self.sending, self._all = chunked, each, sending, observers
         self.active = bool(observers)
 
     def link_up(self, service: Service, connection: ConnectionBase) -> None:
@@ -136,7 +142,10 @@ class Observers:
                 _raised(observer, "messages_in")
 
     def message_out(self, service: Service, connection: ConnectionBase, count: int, size: int) -> None:
-        for observer in self._all:
+        """Count the deliveries on ``connection`` and tell the observers that want them."""
+        connection.messages_out += count
+        connection.bytes_out += size
+        for observer in self.sending:
             try:
                 observer.message_out(service, connection, count, size)
             except Exception:
@@ -162,6 +171,10 @@ class Observers:
                 observer.failure(service, error)
             except Exception:
                 _raised(observer, "failure")
+
+
+def _overrides(observer: Observer, event: str) -> bool:
+    return getattr(type(observer), event) is not getattr(Observer, event)
 
 
 def _raised(observer: Observer, event: str) -> None:

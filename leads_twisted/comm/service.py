@@ -410,6 +410,7 @@ class Service(ABC):
 
     def _link_up(self, connection: ConnectionBase) -> None:
         """A link is up, whatever carries it: keep it and report it; a closing service closes it at once."""
+        connection._frame_overhead = len(connection.frame(b""))
         self._add_connection(connection)  # type: ignore[arg-type]
         self._invoke(self._callback.on_connect, self, connection)
         if self._observers.active:
@@ -479,11 +480,15 @@ class Service(ABC):
         # Control messages are rare: one scan of the batch spares every message its comparisons.
         with_controls = DISCONNECT in messages or (skip_heartbeats and HEARTBEAT in messages)
         each = observers.each_message  # a tuple, empty without observers: cheaper to test than the set itself
-        if observers.per_chunk:
+        if observers.active:
             chunk = messages
             if with_controls:
                 chunk = [m for m in messages if m != DISCONNECT and not (skip_heartbeats and m == HEARTBEAT)]
-            observers.messages_in(self, connection, chunk)
+            count = len(chunk)
+            connection.messages_in += count
+            connection.bytes_in += sum(map(len, chunk)) + count * connection._frame_overhead
+            if observers.per_chunk:
+                observers.messages_in(self, connection, chunk)
         try:
             for msg in messages:
                 if with_controls:

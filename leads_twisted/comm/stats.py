@@ -1,15 +1,16 @@
 """Counters of a service's traffic, kept by an observer: what ``service.stats()``, metrics and ``/connz`` show.
 
-``Stats`` is an ``Observer`` (see ``observer.py``): it counts in the reactor thread, a few additions per chunk
-received and per batch of deliveries to a link,
-and never touches the service's inside. A snapshot (``ServiceStats``) may be taken from any thread: it copies
-plain numbers, so a snapshot taken while messages flow is a moment's view, each number exact for its moment.
+``Stats`` is an ``Observer`` (see ``observer.py``) of the links' ends, refusals and failures. It is not called
+per message: while a service has observers its links count their own messages and bytes (plain integers, added
+where the bytes are handled), and ``Stats`` reads them on a snapshot, keeping the sums of the links that have
+ended. A snapshot (``ServiceStats``) may be taken from any thread: it copies plain numbers, so a snapshot taken
+while messages flow is a moment's view, each number exact for its moment and never below an earlier one.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -71,28 +72,46 @@ class ServiceStats:
 
 
 class _Link:
-    """The live counters of one link, with what is needed to read its buffer."""
+    """A link ``Stats`` watches: its connection, whose counters it reads, and what they do not hold."""
 
-    __slots__ = ("connection", "overhead", "stats")
+    __slots__ = ("connection", "stats")
 
-    def __init__(self, connection: ConnectionBase, stats: LinkStats, overhead: int) -> None:
+    def __init__(self, connection: ConnectionBase, stats: LinkStats) -> None:
         self.connection = connection
-        self.stats = stats
-        self.overhead = overhead  #: framing bytes around one message on this link
+        self.stats = stats  #: where it came from and when, and its dropped messages
+
+    def now(self) -> LinkStats:
+        """The link's numbers now."""
+        c = self.connection
+        return replace(
+            self.stats,
+            messages_in=c.messages_in,
+            bytes_in=c.bytes_in,
+            messages_out=c.messages_out,
+            bytes_out=c.bytes_out,
+            buffered=c.buffered(),
+        )
+
+
+#: How many times a snapshot from another thread reads again when a link ended while it read.
+_SNAPSHOT_TRIES = 100
 
 
 class Stats(Observer):
-    """Counts every event of the services it observes (normally one); add it with ``service.add_observer``."""
+    """Counts every event of the services it observes (normally one); add it with ``service.add_observer``.
+
+    Only links that come up after it was added are counted.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._links: dict[ConnectionBase, _Link] = {}
+        #: Counts of the links that have ended: messages and bytes in, messages and bytes out.
+        self._ended: tuple[int, int, int, int] = (0, 0, 0, 0)
+        #: Odd while a link is moved from ``_links`` to ``_ended``: a snapshot then reads again.
+        self._moving = 0
         self.connections_total = 0
         self.refused_total = 0
-        self.received = 0
-        self.received_bytes = 0
-        self.delivered = 0
-        self.delivered_bytes = 0
         self.dropped_total = 0
         self.failures = 0
         self.disconnects: dict[str, int] = dict.fromkeys(LinkEnd, 0)
@@ -102,31 +121,22 @@ class Stats(Observer):
     def link_up(self, service: Service, connection: ConnectionBase) -> None:
         self.connections_total += 1
         stats = LinkStats(str(connection), connection.transport_kind, self._clock())
-        self._links[connection] = _Link(connection, stats, len(connection.frame(b"")))
+        self._links[connection] = _Link(connection, stats)
 
     def link_down(self, service: Service, connection: ConnectionBase, reason: LinkEnd) -> None:
-        self._links.pop(connection, None)
+        if connection in self._links:
+            c = connection
+            received, received_bytes, delivered, delivered_bytes = self._ended
+            self._moving += 1
+            self._ended = (
+                received + c.messages_in,
+                received_bytes + c.bytes_in,
+                delivered + c.messages_out,
+                delivered_bytes + c.bytes_out,
+            )
+            del self._links[connection]
+            self._moving += 1
         self.disconnects[reason] = self.disconnects.get(reason, 0) + 1
-
-    def messages_in(self, service: Service, connection: ConnectionBase, messages: Sequence[bytes]) -> None:
-        count = len(messages)
-        link = self._links.get(connection)
-        size = sum(map(len, messages)) + (count * link.overhead if link is not None else 0)
-        self.received += count
-        self.received_bytes += size
-        if link is not None:
-            stats = link.stats
-            stats.messages_in += count
-            stats.bytes_in += size
-
-    def message_out(self, service: Service, connection: ConnectionBase, count: int, size: int) -> None:
-        self.delivered += count
-        self.delivered_bytes += size
-        link = self._links.get(connection)
-        if link is not None:
-            stats = link.stats
-            stats.messages_out += count
-            stats.bytes_out += size
 
     def dropped(self, service: Service, connection: ConnectionBase, count: int) -> None:
         self.dropped_total += count
@@ -144,17 +154,30 @@ class Stats(Observer):
 
     def snapshot(self) -> ServiceStats:
         """The counters now, with a copy of every link's."""
-        links = tuple(self._links.values())  # one C-level copy: safe while the reactor adds or removes links
+        for _ in range(_SNAPSHOT_TRIES):
+            moving = self._moving
+            links = tuple(self._links.values())  # one C-level copy: safe while the reactor adds or removes links
+            ended = self._ended
+            if self._moving == moving and not moving % 2:
+                break
+            time.sleep(0)  # a link was moving: let the reactor thread finish, then read again
+        now = tuple(link.now() for link in links)
+        received, received_bytes, delivered, delivered_bytes = ended
+        for link_stats in now:
+            received += link_stats.messages_in
+            received_bytes += link_stats.bytes_in
+            delivered += link_stats.messages_out
+            delivered_bytes += link_stats.bytes_out
         return ServiceStats(
             connections=len(links),
             connections_total=self.connections_total,
             refused_total=self.refused_total,
-            messages_in=self.received,
-            bytes_in=self.received_bytes,
-            messages_out=self.delivered,
-            bytes_out=self.delivered_bytes,
+            messages_in=received,
+            bytes_in=received_bytes,
+            messages_out=delivered,
+            bytes_out=delivered_bytes,
             dropped=self.dropped_total,
             failures=self.failures,
             disconnects={str(reason): count for reason, count in tuple(self.disconnects.items())},
-            links=tuple(replace(link.stats, buffered=link.connection.buffered()) for link in links),
+            links=now,
         )
