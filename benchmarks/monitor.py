@@ -97,7 +97,8 @@ def daemon(config: str, directory: str) -> Iterator[Daemon]:
 
 
 class Scraper(threading.Thread):
-    """Scrapes ``/metrics`` once a second until stopped, as Prometheus would."""
+    """Scrapes ``/metrics`` as Prometheus would, once a second until stopped; the first scrape comes at once, so
+    that every run, however short, is scraped at least once while the load runs."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
@@ -106,10 +107,12 @@ class Scraper(threading.Thread):
         self.scrapes = 0
 
     def run(self) -> None:
-        while not self.stopped.wait(1.0):
+        while True:
             with urllib.request.urlopen(self.url, timeout=10) as response:
                 response.read()
             self.scrapes += 1
+            if self.stopped.wait(1.0):
+                return
 
 
 def relay_rate(port: int, receivers: int, count: int, size: int, timeout: float) -> float:
@@ -172,8 +175,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small counts, one repetition")
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--oneway-count", type=int, default=200_000)
-    parser.add_argument("--fanout-count", type=int, default=20_000)
+    parser.add_argument("--oneway-count", type=int, default=3_000_000)
+    parser.add_argument("--fanout-count", type=int, default=300_000)
     parser.add_argument("--fanout-clients", type=int, default=10)
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
@@ -187,24 +190,32 @@ def main() -> int:
         ),
     }
     rates: dict[tuple[str, str], list[float]] = {(w, c): [] for w in workloads for c in CONFIGS}
-    scrapes = 0
+    scrapes: list[int] = []  # per monitor run
+    durations: list[float] = []  # seconds of load per monitor run
     with tempfile.TemporaryDirectory(prefix="leads-monitor-bench-") as directory:
         for rep in range(args.reps):
             for config in CONFIGS if rep % 2 == 0 else reversed(CONFIGS):
                 with daemon(config, directory) as running:
-                    scraper = Scraper(running.monitor) if running.monitor else None
-                    if scraper is not None:
-                        scraper.start()
-                    try:
-                        for workload, (receivers, count) in workloads.items():
+                    for workload, (receivers, count) in workloads.items():
+                        # A scraper of its own for each run, started with the load: each run is scraped.
+                        scraper = Scraper(running.monitor) if running.monitor else None
+                        if scraper is not None:
+                            scraper.start()
+                        try:
                             rate = relay_rate(running.port, receivers, count, args.size, 120.0)
                             rates[(workload, config)].append(rate)
-                    finally:
-                        if scraper is not None:
-                            scraper.stopped.set()
-                            scraper.join(15)
-                            scrapes += scraper.scrapes
-    print(f"relay daemon, {args.reps} repetition(s), medians in messages delivered per second; {scrapes} scrapes")
+                            if scraper is not None:
+                                durations.append(count * receivers / rate)
+                        finally:
+                            if scraper is not None:
+                                scraper.stopped.set()
+                                scraper.join(15)
+                                scrapes.append(scraper.scrapes)
+    seconds = sum(durations)
+    print(
+        f"relay daemon, {args.reps} repetition(s), medians in messages delivered per second; monitor runs: "
+        f"{sum(scrapes)} scrapes over {seconds:.1f} s of load ({min(scrapes, default=0)} at least in each run)"
+    )
     print(f"{'workload':<40} {'plain':>12} {'systemd':>12} {'monitor':>12} {'systemd/plain':>14} {'monitor/plain':>14}")
     for workload in workloads:
         medians = {config: statistics.median(rates[(workload, config)]) for config in CONFIGS}

@@ -258,9 +258,9 @@ class Connection(ConnectionBase):
         self._batch = service._runner.write_batch
         #: What this link wrote during the batch under way, written out when the batch ends.
         self._held_writes: list[bytes] | None = None
-        #: Deliveries during the batch under way, told to the observers when it ends.
-        self._out_count: int = 0
-        self._out_size: int = 0
+        #: What the held writes of the batch under way do not tell by their number and length, for the count
+        #: of deliveries made when it ends: messages beyond one per write, and bytes of controls (rare).
+        self._held_uneven: tuple[int, int] | None = None
         # A sending thread may write to the socket itself (``_send_from_thread``); every write of the reactor
         # thread takes this lock too, so the two never interleave their bytes. A link without a socket to
         # write (TLS, serial, in memory) is only ever written by the reactor: it needs no lock.
@@ -420,10 +420,11 @@ class Connection(ConnectionBase):
                 self._observers.message_out(self._service, self, count, len(data))
             self._put_on_wire(data, directly=False)
             return
-        if count and self._observers.active:
-            # Observers hear of a batch's deliveries to this link in one call, when it ends (``_flush_held``).
-            self._out_count += count
-            self._out_size += len(data)
+        if count != 1:
+            # A batch's deliveries to this link are counted when it ends (``_flush_held``), one per held write
+            # by default: this write is not one message.
+            more, control = self._held_uneven or (0, 0)
+            self._held_uneven = (more + count - 1, control + (0 if count else len(data)))
         if self._held_writes is None:
             self._held_writes = [data]
             self._batch.hold(self)
@@ -434,19 +435,29 @@ class Connection(ConnectionBase):
         """The batch has ended: write what it held for this link, straight to the socket if it can be."""
         # Under the lock from taking the held writes to writing them: a sending thread that finds none held
         # must also find them written.
-        if self._out_count:
-            count, size = self._out_count, self._out_size
-            self._out_count = self._out_size = 0
-            observers = self._observers
-            if observers.sending:
-                observers.message_out(self._service, self, count, size)  # counts them too
-            else:
-                self.messages_out += count
-                self.bytes_out += size
         with self._write_lock:
             held, self._held_writes = self._held_writes, None
             if held and not (self._closing or self._lost):
                 self._write_locked(held[0] if len(held) == 1 else b"".join(held), directly=True)
+        if held and self._observers.active:
+            self._count_held(held)
+
+    def _count_held(self, held: list[bytes]) -> None:
+        """Count the deliveries of a batch's ``held`` writes, and tell the observers that want them."""
+        count, size = len(held), sum(map(len, held))
+        uneven = self._held_uneven
+        if uneven is not None:
+            self._held_uneven = None
+            count += uneven[0]
+            size -= uneven[1]
+        if not count:
+            return
+        observers = self._observers
+        if observers.sending:
+            observers.message_out(self._service, self, count, size)  # counts them too
+        else:
+            self.messages_out += count
+            self.bytes_out += size
 
     def _put_on_wire(self, data: bytes, directly: bool) -> None:
         with self._write_lock:
@@ -494,6 +505,7 @@ class Connection(ConnectionBase):
         self._closing = True
         self._end_reason = LinkEnd.SLOW
         self._held_writes = None
+        self._held_uneven = None
         self._transport.abortConnection()
 
     def drop_for_memory(self, held: int, total: int, limit: int) -> None:
@@ -507,6 +519,7 @@ class Connection(ConnectionBase):
         self._closing = True
         self._end_reason = LinkEnd.SLOW
         self._held_writes = None
+        self._held_uneven = None
         self._transport.abortConnection()
 
     def _close_now(self) -> None:
@@ -519,6 +532,8 @@ class Connection(ConnectionBase):
             held, self._held_writes = self._held_writes, None
             self._closing = True
             self._write_locked(b"".join([*held, goodbye]) if held else goodbye, directly=True)
+        if held and self._observers.active:
+            self._count_held(held)
         self._service._link_closing(self)
         transport = self._transport
         if getattr(transport, "producer", None) is not None:
@@ -556,6 +571,7 @@ class Connection(ConnectionBase):
     def _mark_lost(self) -> None:
         self._lost = True
         self._held_writes = None
+        self._held_uneven = None
         if self._budget is not None:
             self._budget.release(self)
         with self._write_lock:
