@@ -27,9 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -96,23 +94,45 @@ def daemon(config: str, directory: str) -> Iterator[Daemon]:
             notify.close()
 
 
-class Scraper(threading.Thread):
-    """Scrapes ``/metrics`` as Prometheus would, once a second until stopped; the first scrape comes at once, so
-    that every run, however short, is scraped at least once while the load runs."""
+#: The scraper, a process of its own as Prometheus is: told "go" on stdin, it scrapes at once and then once a
+#: second, printing a line per scrape, until its stdin ends.
+_SCRAPER = """
+import select, sys, urllib.request
+print("ready", flush=True)
+sys.stdin.readline()
+while True:
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as response:
+        response.read()
+    print("scraped", flush=True)
+    if select.select([sys.stdin], [], [], 1.0)[0]:
+        break
+"""
+
+
+class Scraper:
+    """Scrapes ``/metrics`` as Prometheus would, from another process: at once when started (so every run,
+    however short, is scraped while the load runs), then once a second until stopped."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = f"{url}/metrics"
-        self.stopped = threading.Event()
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _SCRAPER, f"{url}/metrics"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        if self._process.stdout.readline() != b"ready\n":
+            raise SystemExit("the scraper did not start")
         self.scrapes = 0
 
-    def run(self) -> None:
-        while True:
-            with urllib.request.urlopen(self.url, timeout=10) as response:
-                response.read()
-            self.scrapes += 1
-            if self.stopped.wait(1.0):
-                return
+    def start(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(b"go\n")
+        self._process.stdin.flush()
+
+    def stop(self) -> None:
+        """Stop after the scrape under way; count the scrapes."""
+        out, _ = self._process.communicate(timeout=30)  # closes its stdin: the scraper ends
+        self.scrapes = out.count(b"scraped")
+        if self._process.returncode:
+            raise SystemExit(f"the scraper failed (exit status {self._process.returncode})")
 
 
 def relay_rate(port: int, receivers: int, count: int, size: int, timeout: float) -> float:
@@ -208,8 +228,7 @@ def main() -> int:
                                 durations.append(count * receivers / rate)
                         finally:
                             if scraper is not None:
-                                scraper.stopped.set()
-                                scraper.join(15)
+                                scraper.stop()
                                 scrapes.append(scraper.scrapes)
     seconds = sum(durations)
     print(
