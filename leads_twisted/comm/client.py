@@ -135,6 +135,10 @@ class Client(Service):
         if separator is None or type(msg) is not bytes or msg.find(separator) >= 0:
             self._encoder.check(msg)  # the full check, which raises for what the inline one could not pass
         if self._queue_limit or get_ident() == self._reactor_thread:
+            connection = self._connection
+            if connection is not None and not self._queue_limit and not connection.closed():
+                connection._write_messages([msg])  # a reply from a callback, the common case there: no detour
+                return
             self._send_or_queue(msg)
             return
         # The common case, kept short: another thread, no disconnected-send queue. The outbox raises

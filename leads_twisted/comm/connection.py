@@ -6,6 +6,7 @@ import contextlib
 import socket
 import threading
 from abc import ABC, abstractmethod
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -253,6 +254,9 @@ class Connection(ConnectionBase):
         self._owner = service
         self._observers = service.observers
         self._in_reactor_thread = service._in_reactor_thread
+        #: The reactor thread's id (links are made there): a send compares it with ``get_ident()``, cheaper than
+        #: calling ``_in_reactor_thread`` on every message.
+        self._reactor_thread: int | None = get_ident() if self._in_reactor_thread() else service._reactor_thread
         self._transport: Any = transport
         self._socket = direct_socket(transport)
         self._batch = service._runner.write_batch
@@ -327,7 +331,7 @@ class Connection(ConnectionBase):
         self._encoder.check(msg)
         if self._closing or self._lost or self._close_requested:
             raise OSError(f"the connection to {self._description} is closed")
-        if self._in_reactor_thread():
+        if get_ident() == self._reactor_thread:
             self._write_encoded(self._frame(msg), 1)
         else:
             self._service._outbox.put(self, msg, self)

@@ -7,6 +7,7 @@ import ipaddress
 import socket
 import sys
 from collections.abc import Sequence
+from threading import get_ident
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError, maybeDeferred
@@ -117,7 +118,7 @@ class Server(Service):
         Raises ``ValueError`` if ``msg`` contains the separator. Before start or after close it sends nothing.
         """
         self._encoder.check(msg)
-        if self._in_reactor_thread():
+        if get_ident() == self._reactor_thread:  # set once begun, in the reactor thread; before, nothing is sent
             self._broadcast_now([msg], exclude)
         elif self._state is State.RUNNING:
             self._outbox.put(self if exclude is None else _BroadcastExcept(self, exclude), msg)
