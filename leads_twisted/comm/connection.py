@@ -424,7 +424,7 @@ class Connection(ConnectionBase):
                 self._observers.message_out(self._service, self, count, len(data))
             self._put_on_wire(data, directly=False)
             return
-        if count != 1:
+        if count != 1 and self._observers.active:
             # A batch's deliveries to this link are counted when it ends (``_flush_held``), one per held write
             # by default: this write is not one message.
             more, control = self._held_uneven or (0, 0)

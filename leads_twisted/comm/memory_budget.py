@@ -66,8 +66,16 @@ class MemoryBudget:
             self._drop_biggest()
 
     def add(self, holder: MemoryHolder, size: int) -> None:
-        """``holder`` holds ``size`` bytes more."""
-        self.set(holder, self._held.get(holder, 0) + size)
+        """``holder`` holds ``size`` bytes more (called per write to a peer that is not reading: kept short)."""
+        if size <= 0:
+            if size:
+                self.set(holder, self._held.get(holder, 0) + size)
+            return
+        held = self._held
+        held[holder] = held.get(holder, 0) + size
+        self.total += size
+        if self.total > self.limit and not self._dropping:
+            self._drop_biggest()
 
     def release(self, holder: MemoryHolder) -> None:
         """``holder`` holds nothing any more."""
