@@ -10,7 +10,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel, capturedLogs
 
-from leads_twisted.comm import LinkEnd, Server
+from leads_twisted.comm import LinkEnd, Observer, Server
 
 
 class Relay(Recorder):
@@ -43,7 +43,36 @@ async def test_stats_count_relay_traffic_exactly(net):
     await relay.when_kind("disconnect")
     await deferLater(reactor, 0, lambda: None)  # on_disconnect fired the wait; the observer is told just after
     assert server.stats().disconnects[LinkEnd.CLOSED] == 1
-    assert server.stats().connections == 2
+    after = server.stats()
+    assert after.connections == 2
+    assert (after.messages_in, after.messages_out) == (100, 200)  # an ended link's traffic stays counted
+    assert (after.bytes_in, after.bytes_out) == (400, 800)
+
+
+@pytest_twisted.ensureDeferred
+async def test_counting_calls_no_observer_per_message(net):
+    """Stats reads the links' own counters: the service calls no observer per chunk for it, while an observer
+    that wants deliveries still hears each, and the counts stay exact beside it."""
+    relay = Relay()
+    server = await net.server(relay)
+    server.stats()
+    assert (server.observers.sending, server.observers.per_chunk, server.observers.each_message) == ((), (), ())
+    told: list[int] = []
+
+    class Deliveries(Observer):
+        def message_out(self, service, connection, count, size):
+            told.append(count)
+
+    server.add_observer(Deliveries())
+    peers = [await net.raw_peer(server.port()) for _ in range(2)]
+    await relay.when_kind("connect", 2)
+    for i in range(10):
+        peers[0].transport.write(b"m%d;" % i)
+    await peers[1].when_messages(10)
+    assert sum(told) == 10
+    stats = server.stats()
+    sizes = sum(len(b"m%d;" % i) for i in range(10))
+    assert (stats.messages_in, stats.messages_out, stats.bytes_out) == (10, 10, sizes)
 
 
 @pytest_twisted.ensureDeferred
