@@ -441,14 +441,17 @@ class Connection(ConnectionBase):
         # must also find them written.
         with self._write_lock:
             held, self._held_writes = self._held_writes, None
-            if held and not (self._closing or self._lost):
-                self._write_locked(held[0] if len(held) == 1 else b"".join(held), directly=True)
-        if held and self._observers.active:
-            self._count_held(held)
+            if not held:
+                return
+            data = held[0] if len(held) == 1 else b"".join(held)
+            if not (self._closing or self._lost):
+                self._write_locked(data, directly=True)
+        if self._observers.active:
+            self._count_held(len(held), len(data))
 
-    def _count_held(self, held: list[bytes]) -> None:
-        """Count the deliveries of a batch's ``held`` writes, and tell the observers that want them."""
-        count, size = len(held), sum(map(len, held))
+    def _count_held(self, count: int, size: int) -> None:
+        """Count the deliveries of a batch's held writes (``count`` writes, ``size`` bytes in all), and tell the
+        observers that want them."""
         uneven = self._held_uneven
         if uneven is not None:
             self._held_uneven = None
@@ -537,7 +540,7 @@ class Connection(ConnectionBase):
             self._closing = True
             self._write_locked(b"".join([*held, goodbye]) if held else goodbye, directly=True)
         if held and self._observers.active:
-            self._count_held(held)
+            self._count_held(len(held), sum(map(len, held)))
         self._service._link_closing(self)
         transport = self._transport
         if getattr(transport, "producer", None) is not None:
