@@ -40,7 +40,8 @@ from leads_twisted.comm.client import Client
 from leads_twisted.comm.connection import ConnectionBase
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.server import Server
-from leads_twisted.comm.service import Service, State
+from leads_twisted.comm.service import State
+from leads_twisted.comm.views import LinkView, ServiceView
 
 __all__ = ["MemoryNetwork", "MemoryRunner", "Recorder", "connect_in_memory"]
 
@@ -62,7 +63,7 @@ class Recorder(Callback):
         super().__init__()
         self.events: list[tuple[str, Any]] = []
         #: The connection each received message came from, in the order of ``received``.
-        self.senders: list[ConnectionBase] = []
+        self.senders: list[LinkView] = []
         self._waiters: list[tuple[Callable[[Recorder], bool], Deferred[Recorder]]] = []
 
     def __repr__(self) -> str:
@@ -124,24 +125,24 @@ class Recorder(Callback):
                     self._waiters.remove(entry)
                     waiter.callback(self)
 
-    def on_initialize(self, service: Service) -> None:
+    def on_initialize(self, service: ServiceView) -> None:
         with self._noting("initialize", None):
             self.super(service)
 
-    def on_connect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_connect(self, service: ServiceView, connection: ConnectionBase) -> None:
         with self._noting("connect", connection):
             self.super(service, connection)
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         self.senders.append(service.sender())
         with self._noting("receive", msg):
             self.super(service, msg)
 
-    def on_fail(self, service: Service, error: Exception) -> None:
+    def on_fail(self, service: ServiceView, error: Exception) -> None:
         with self._noting("fail", error):
             self.super(service, error)
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         with self._noting("disconnect", connection):
             self.super(service, connection)
 

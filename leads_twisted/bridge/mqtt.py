@@ -31,7 +31,7 @@ from leads_twisted.bridge.probe import probe
 from leads_twisted.bridge.publish_batch import PublishEncoder
 from leads_twisted.bridge.settings import BrokerAddress, check_topic_root, check_vehicle, parse_broker_url
 from leads_twisted.bridge.up_queue import DEFAULT_QUEUE_BYTES, UpQueue
-from leads_twisted.comm import Backoff, ConnectionBase, Observer, Server, Service
+from leads_twisted.comm import Backoff, LinkView, Observer, Server, ServiceView
 
 _log = Logger(namespace="leads_twisted.bridge")
 
@@ -54,7 +54,7 @@ class _Watcher(Observer):
         self._server = server
         self._bridge = bridge
 
-    def message_in(self, service: Service, connection: ConnectionBase, msg: bytes) -> None:
+    def message_in(self, service: ServiceView, connection: LinkView, msg: bytes) -> None:
         if service is self._server:
             self._bridge.send_up(msg)
 

@@ -14,7 +14,7 @@ import time
 from typing import Any, BinaryIO
 
 from leads_twisted.cli.main import CommandError
-from leads_twisted.comm import Callback, Client, ConnectionBase, Service, TLSOptions
+from leads_twisted.comm import Callback, Client, ConnectionBase, ServiceView, TLSOptions
 
 #: Seconds ``send`` gives the daemon to take the last messages before it gives up.
 CLOSE_SECONDS: float = 5.0
@@ -48,7 +48,7 @@ class Printer(Callback):
         self._style = style
         self._left = count
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         if self._left == 0:
             return  # the rest of the chunk that brought the last one wanted
         if self._style == "hex":
@@ -64,7 +64,7 @@ class Printer(Callback):
             if self._left == 0:
                 service.close()
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         service.close()
 
 
@@ -109,10 +109,10 @@ class Echoes(Callback):
         super().__init__()
         self.received: queue.Queue[bytes | None] = queue.Queue()
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         self.received.put(msg)
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         self.received.put(None)
 
 

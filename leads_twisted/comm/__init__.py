@@ -19,6 +19,7 @@ from leads_twisted.comm.server import Server, create_server, start_server
 from leads_twisted.comm.service import Service
 from leads_twisted.comm.stats import LinkStats, ServiceStats, Stats
 from leads_twisted.comm.tls import TLSOptions
+from leads_twisted.comm.views import LinkView, ServiceView
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE",
@@ -34,12 +35,14 @@ __all__ = [
     "Entity",
     "LinkEnd",
     "LinkStats",
+    "LinkView",
     "MessageTooLong",
     "Observer",
     "ReactorThreadError",
     "Server",
     "Service",
     "ServiceStats",
+    "ServiceView",
     "SlowPeer",
     "Stats",
     "TLSOptions",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from leads_twisted.comm.views import ServiceView
+
 if TYPE_CHECKING:
     from leads_twisted.comm.connection import ConnectionBase
-    from leads_twisted.comm.service import Service
 
 
 class CallbackChain:
@@ -44,17 +45,17 @@ class Callback(CallbackChain):
     a thread of your own. A method that raises is reported to ``on_fail`` and the service carries on.
     """
 
-    def on_initialize(self, service: Service) -> None:
+    def on_initialize(self, service: ServiceView) -> None:
         """The service has started: the server is listening, or the client is about to connect."""
 
-    def on_fail(self, service: Service, error: Exception) -> None:
+    def on_fail(self, service: ServiceView, error: Exception) -> None:
         """Something went wrong: a connection could not be made, a peer broke the rules, a callback raised."""
 
-    def on_connect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_connect(self, service: ServiceView, connection: ConnectionBase) -> None:
         """A connection is up; it comes before any of that connection's messages."""
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         """A message arrived; ``service.sender()`` is the connection it came from."""
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         """A connection is gone, whichever side ended it; called once per connection."""

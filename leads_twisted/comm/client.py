@@ -90,7 +90,7 @@ class Client(Service):
         """The connect timeout, a TLS handshake's time, and a margin for a slow first reactor start."""
         return self._connect_timeout + self._policy.handshake_timeout + 5.0
 
-    def _link_buffer_bound(self) -> int:
+    def link_buffer_bound(self) -> int:
         """Sends from other threads already wait while the link is full, but the outbox batch drained when the
         link filled (up to ``max_queued``) lands on top: the client's own link must not count it as a slow
         peer and cut itself."""
@@ -137,7 +137,7 @@ class Client(Service):
         if self._queue_limit or get_ident() == self._reactor_thread:
             connection = self._connection
             if connection is not None and not self._queue_limit and not connection.closed():
-                connection._write_messages([msg])  # a reply from a callback, the common case there: no detour
+                connection.write_messages([msg])  # a reply from a callback, the common case there: no detour
                 return
             self._send_or_queue(msg)
             return
@@ -181,7 +181,7 @@ class Client(Service):
 
     # Reactor thread from here on.
 
-    def _write_messages(self, messages: list[bytes]) -> None:
+    def write_messages(self, messages: list[bytes]) -> None:
         """Messages sent from other threads, reaching the reactor through the outbox."""
         if self._queue_limit:
             with self._held_lock:
@@ -191,7 +191,7 @@ class Client(Service):
     def _send_or_hold(self, messages: list[bytes]) -> None:
         connection = self._connection
         if connection is not None and not connection.closed():
-            connection._write_messages(messages)
+            connection.write_messages(messages)
         elif self._queue_limit and self._state not in (State.CLOSING, State.CLOSED):
             with self._held_lock:
                 self._held.extend(messages)
@@ -254,13 +254,13 @@ class Client(Service):
             return
         error = describe_start_failure(self, failure)
         _log.warn("{service}: {error}; retrying in the background", service=self, error=error)
-        self._report(error)
+        self.report(error)
         first.callback(None)
 
-    def _waits_for_acceptance(self) -> bool:
+    def waits_for_acceptance(self) -> bool:
         return True
 
-    def _link_failed(self, protocol: Any, reason: Failure) -> None:
+    def link_failed(self, protocol: Any, reason: Failure) -> None:
         refusal = _certificate_refusal(reason.value, self.describe_target())
         if refusal is not None:
             reason = Failure(refusal)
@@ -268,12 +268,12 @@ class Client(Service):
             self._opening.discard(protocol)
             self._first_attempt_failed(reason)
         else:
-            super()._link_failed(protocol, reason)
+            super().link_failed(protocol, reason)
 
     def _shut_down(self) -> None:
         connection = self._connection
         if connection is not None:
-            connection._close_now()
+            connection.close_now()
         elif self._retrying is not None:
             self._stop_retrying()
         elif self._connecting is not None:
@@ -320,7 +320,7 @@ class Client(Service):
             held, self._held, self._held_bytes = self._held, [], 0
         if held:
             # Before the link is published: a thread sending on it once it is must find these ahead of it.
-            connection._write_messages(held)
+            connection.write_messages(held)
         self._connection = connection
 
     def _after_link_up(self, connection: Any) -> None:

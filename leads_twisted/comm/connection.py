@@ -137,7 +137,7 @@ class ConnectionBase(ABC):
         if owner._in_reactor_thread():
             drop()
         else:
-            owner._call_from_thread(drop)
+            owner.call_from_thread(drop)
 
     def receive(self) -> bytes | None:
         """Not here: see ``porting_error``."""
@@ -174,15 +174,15 @@ class ConnectionBase(ABC):
     _lost: bool = False
     _decoder: Decoder | LengthDecoder | None = None
     #: Why the service ended the link, when it ended it for a reason (else the transport's end says).
-    _end_reason: LinkEnd | None = None
+    end_reason: LinkEnd | None = None
     #: The service that owns the link and its observers, once attached (``Service.attach``).
     _owner: Service | None = None
     _observers: Observers = Observers()  # none, until attached: a stand-in nothing is ever added to
     #: True for a ``Connection``: a broadcast hands it the bytes framed once for all such links. A class
     #: attribute, so that a broadcast tells the kinds of link apart without an ``isinstance`` per delivery.
-    _takes_encoded: bool = False
+    takes_framed: bool = False
     #: Framing bytes around one message on this link (set when it is attached).
-    _frame_overhead: int = 0
+    frame_overhead: int = 0
 
     # The link's traffic, counted in the reactor thread while its service has observers (``Stats`` reads
     # them): messages and bytes (framing included) from the peer and delivered to it; controls not counted.
@@ -191,7 +191,7 @@ class ConnectionBase(ABC):
     messages_out: int = 0
     bytes_out: int = 0
 
-    def _write_messages(self, messages: list[bytes]) -> None:
+    def write_messages(self, messages: list[bytes]) -> None:
         owner, observers = self._owner, self._observers
         try:
             for msg in messages:
@@ -203,18 +203,18 @@ class ConnectionBase(ABC):
         except OSError:
             return
 
-    def _close_now(self) -> None:
+    def close_now(self) -> None:
         if not (self._closing or self._lost):
             self._closing = True
             self.close()
 
-    def _mark_lost(self) -> None:
+    def mark_lost(self) -> None:
         self._lost = True
 
-    def _heard_from_peer(self) -> None:  # noqa: B027 - a hook, empty by default
+    def heard_from_peer(self) -> None:  # noqa: B027 - a hook, empty by default
         """Bytes came from the peer while this side is closing (a Twisted link counts it as progress)."""
 
-    def _send_from_thread(self, msg: bytes) -> bool:
+    def send_from_thread(self, msg: bytes) -> bool:
         """Only a ``Connection`` writes from a sending thread; other links always queue."""
         return False
 
@@ -242,13 +242,13 @@ class Connection(ConnectionBase):
     bytes (and sent none) for ``close_timeout`` seconds, and that is reported to ``on_fail`` (``CloseCut``).
     """
 
-    _takes_encoded = True
+    takes_framed = True
 
     def __init__(self, service: Service, transport: ITransport) -> None:
         policy = service._policy
         super().__init__(policy.separator, policy.encoder)  # the service's encoder, shared by its links
         self._frame = policy.encoder.frame
-        self._max_buffered: int = service._link_buffer_bound()
+        self._max_buffered: int = service.link_buffer_bound()
         self._drop_when_slow: bool = policy.slow_policy == "drop"
         self._service: Service = service
         self._owner = service
@@ -265,7 +265,7 @@ class Connection(ConnectionBase):
         #: What the held writes of the batch under way do not tell by their number and length, for the count
         #: of deliveries made when it ends: messages beyond one per write, and bytes of controls (rare).
         self._held_uneven: tuple[int, int] | None = None
-        # A sending thread may write to the socket itself (``_send_from_thread``); every write of the reactor
+        # A sending thread may write to the socket itself (``send_from_thread``); every write of the reactor
         # thread takes this lock too, so the two never interleave their bytes. A link without a socket to
         # write (TLS, serial, in memory) is only ever written by the reactor: it needs no lock.
         self._write_lock: Any = threading.RLock() if self._socket is not None else contextlib.nullcontext()
@@ -294,7 +294,7 @@ class Connection(ConnectionBase):
         self._description: str = f"{host}:{port}" if self._address is not None else _describe_peer(peer, transport)
         self._kind: str = _transport_kind(peer, transport)
         if policy.heartbeat is not None:
-            beat = LoopingCall(self._write_encoded, self._frame(HEARTBEAT), 0)
+            beat = LoopingCall(self.write_framed, self._frame(HEARTBEAT), 0)
             beat.clock = service._reactor
             beat.start(policy.heartbeat, now=False)
             self._timers.append(beat)
@@ -332,7 +332,7 @@ class Connection(ConnectionBase):
         if self._closing or self._lost or self._close_requested:
             raise OSError(f"the connection to {self._description} is closed")
         if get_ident() == self._reactor_thread:
-            self._write_encoded(self._frame(msg), 1)
+            self.write_framed(self._frame(msg), 1)
         else:
             self._service._outbox.put(self, msg, self)
 
@@ -340,12 +340,12 @@ class Connection(ConnectionBase):
         if self._closing or self._lost or self._close_requested:
             return
         if self._in_reactor_thread():
-            self._close_now()
+            self.close_now()
         else:
             self._close_requested = True
             self._service._outbox.put_close(self, self._service._refusal_on_link_close(self))
 
-    def _send_from_thread(self, msg: bytes) -> bool:
+    def send_from_thread(self, msg: bytes) -> bool:
         """Write ``msg`` from the sending thread, if nothing written before it is still waiting; else False.
 
         The outbox calls it under its lock, with nothing queued and the queue quiet. It spares the reactor's
@@ -372,7 +372,7 @@ class Connection(ConnectionBase):
             thread_socket = self._thread_socket
             if thread_socket is None:
                 if not self._thread_socket_asked:
-                    self._service._call_from_thread(self._make_thread_socket)
+                    self._service.call_from_thread(self._make_thread_socket)
                     self._thread_socket_asked = True  # after the call: asking twice is harmless, never is not
                 return False
             data = self._frame(msg)
@@ -387,12 +387,12 @@ class Connection(ConnectionBase):
                 sent = taken[0] if taken else 0
                 if sent < len(data):
                     self._unsent_tail = data[sent:]
-                    self._service._call_from_thread(self._write_unsent_tail)
+                    self._service.call_from_thread(self._write_unsent_tail)
             except BaseException:
                 if taken and self._unsent_tail is None and taken[0] < len(data):
                     self._unsent_tail = data[taken[0] :]
                 if self._unsent_tail is not None:
-                    self._service._call_from_thread(self._write_unsent_tail)
+                    self._service.call_from_thread(self._write_unsent_tail)
                 raise
             return True
 
@@ -407,10 +407,10 @@ class Connection(ConnectionBase):
             if self._thread_socket is None:
                 self._threads_may_write = False  # every send of this link's threads queues, as on TLS
 
-    def _write_messages(self, messages: list[bytes]) -> None:
-        self._write_encoded(self._encoder.encode_all(messages), len(messages))
+    def write_messages(self, messages: list[bytes]) -> None:
+        self.write_framed(self._encoder.encode_all(messages), len(messages))
 
-    def _write_encoded(self, data: bytes, count: int) -> None:
+    def write_framed(self, data: bytes, count: int) -> None:
         """Write ``count`` framed messages (0 for a control), unless the link is closing or the peer is too slow
         for them."""
         if self._closing or self._lost:
@@ -428,7 +428,7 @@ class Connection(ConnectionBase):
             self._put_on_wire(data, directly=False)
             return
         if count != 1 and self._observers.active:
-            # A batch's deliveries to this link are counted when it ends (``_flush_held``), one per held write
+            # A batch's deliveries to this link are counted when it ends (``flush_held``), one per held write
             # by default: this write is not one message.
             more, control = self._held_uneven or (0, 0)
             self._held_uneven = (more + count - 1, control + (0 if count else len(data)))
@@ -438,7 +438,7 @@ class Connection(ConnectionBase):
         else:
             self._held_writes.append(data)
 
-    def _flush_held(self) -> None:
+    def flush_held(self) -> None:
         """The batch has ended: write what it held for this link, straight to the socket if it can be."""
         # Under the lock from taking the held writes to writing them: a sending thread that finds none held
         # must also find them written.
@@ -505,15 +505,15 @@ class Connection(ConnectionBase):
         if self._drop_when_slow:
             if not self.dropped_messages:
                 error = SlowPeer(f"{self} is not reading; dropping messages for it")
-                self._service._report(about_peer(error, self._description, logged=False))
+                self._service.report(about_peer(error, self._description, logged=False))
             self.dropped_messages += count
             if count and self._observers.active:
                 self._observers.dropped(self._service, self, count)
             return
         error = SlowPeer(f"{self} stopped reading with over {self._max_buffered} bytes waiting; disconnecting it")
-        self._service._report(about_peer(error, self._description, logged=False))
+        self._service.report(about_peer(error, self._description, logged=False))
         self._closing = True
-        self._end_reason = LinkEnd.SLOW
+        self.end_reason = LinkEnd.SLOW
         self._held_writes = None
         self._held_uneven = None
         self._transport.abortConnection()
@@ -525,14 +525,14 @@ class Connection(ConnectionBase):
             f"({limit}); disconnecting it"
         )
         _log.warn("{error}", error=str(error))
-        self._service._report(about_peer(error, self._description, logged=True))
+        self._service.report(about_peer(error, self._description, logged=True))
         self._closing = True
-        self._end_reason = LinkEnd.SLOW
+        self.end_reason = LinkEnd.SLOW
         self._held_writes = None
         self._held_uneven = None
         self._transport.abortConnection()
 
-    def _close_now(self) -> None:
+    def close_now(self) -> None:
         """Send ``disconnect`` after everything before it, shut our side, and let the peer finish; cut the link
         only once the peer has taken nothing for ``close_timeout`` seconds."""
         if self._closing or self._lost:
@@ -544,7 +544,7 @@ class Connection(ConnectionBase):
             self._write_locked(b"".join([*held, goodbye]) if held else goodbye, directly=True)
         if held and self._observers.active:
             self._count_held(len(held), sum(map(len, held)))
-        self._service._link_closing(self)
+        self._service.link_closing(self)
         transport = self._transport
         if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()
@@ -554,7 +554,7 @@ class Connection(ConnectionBase):
             transport.loseConnection()
         self._drain = DrainWatch(self._service._reactor, self._close_timeout, lambda: held_bytes(transport), self._cut)
 
-    def _heard_from_peer(self) -> None:
+    def heard_from_peer(self) -> None:
         if self._drain is not None:
             self._drain.progress()
 
@@ -574,11 +574,11 @@ class Connection(ConnectionBase):
                 f"(disconnect included); cutting it"
             )
         _log.warn("{text}", text=text)
-        self._end_reason = LinkEnd.CUT
+        self.end_reason = LinkEnd.CUT
         self._transport.abortConnection()
-        self._service._report(about_peer(CloseCut(text, left.bytes, left.messages), self._description, logged=True))
+        self._service.report(about_peer(CloseCut(text, left.bytes, left.messages), self._description, logged=True))
 
-    def _mark_lost(self) -> None:
+    def mark_lost(self) -> None:
         self._lost = True
         self._held_writes = None
         self._held_uneven = None

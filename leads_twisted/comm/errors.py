@@ -9,24 +9,22 @@ import errno
 import inspect
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from twisted.internet import error as twisted_errors
 from twisted.internet.defer import CancelledError
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.python.failure import Failure
 
-if TYPE_CHECKING:
-    from leads_twisted.comm.service import Service
+from leads_twisted.comm.views import ServiceView
 
 
-def describe_start_failure(service: Service, failure: Failure) -> Exception:
+def describe_start_failure(service: ServiceView, failure: Failure) -> Exception:
     """Return a built-in ``OSError`` subclass saying what could not start and why, chained to the cause.
 
     A mistake in the settings (``ValueError``, ``TypeError``, a missing optional package) is returned as it is.
     """
     cause = failure.value
-    where = getattr(service, "describe_target", lambda: f"port {service.port()}")()
+    where = service.describe_target()
     if isinstance(cause, ValueError) and endpoint_mistake(cause) != str(cause):
         return ValueError(f"cannot start on {where}: {endpoint_mistake(cause)}")
     if isinstance(cause, (ValueError, TypeError, ImportError)):

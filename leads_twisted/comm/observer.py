@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
-if TYPE_CHECKING:
-    from leads_twisted.comm.connection import ConnectionBase
-    from leads_twisted.comm.service import Service
+from leads_twisted.comm.views import LinkView, ServiceView
 
 _log = Logger(namespace="leads_twisted.observer")
 
@@ -38,23 +35,23 @@ class Observer:
     owns the link, so one observer can watch several services.
     """
 
-    def link_up(self, service: Service, connection: ConnectionBase) -> None:
+    def link_up(self, service: ServiceView, connection: LinkView) -> None:
         """A link is up; ``on_connect`` has run."""
 
-    def link_down(self, service: Service, connection: ConnectionBase, reason: LinkEnd) -> None:
+    def link_down(self, service: ServiceView, connection: LinkView, reason: LinkEnd) -> None:
         """A link has ended; ``on_disconnect`` has run."""
 
-    def message_in(self, service: Service, connection: ConnectionBase, msg: bytes) -> None:
+    def message_in(self, service: ServiceView, connection: LinkView, msg: bytes) -> None:
         """A message arrived from ``connection``'s peer, just before ``on_receive`` gets it."""
 
-    def messages_in(self, service: Service, connection: ConnectionBase, messages: Sequence[bytes]) -> None:
+    def messages_in(self, service: ServiceView, connection: LinkView, messages: Sequence[bytes]) -> None:
         """The messages of one chunk from ``connection``'s peer, in order, before ``on_receive`` gets the first.
 
         For observers that count: one call per chunk instead of one per message. An observer that overrides
         it is not told ``message_in`` (unless it overrides that too).
         """
 
-    def message_out(self, service: Service, connection: ConnectionBase, count: int, size: int) -> None:
+    def message_out(self, service: ServiceView, connection: LinkView, count: int, size: int) -> None:
         """``count`` messages of ``size`` bytes in all (framing included) were accepted for ``connection``.
 
         A broadcast to ten links is ten calls: one per delivery; while the service handles a chunk from a
@@ -63,13 +60,13 @@ class Observer:
         through the reactor thread, so that every delivery is told here.
         """
 
-    def dropped(self, service: Service, connection: ConnectionBase, count: int) -> None:
+    def dropped(self, service: ServiceView, connection: LinkView, count: int) -> None:
         """``count`` messages for a peer that stopped reading were dropped (``slow_policy="drop"``)."""
 
-    def refused(self, service: Service, address: object, reason: str) -> None:
+    def refused(self, service: ServiceView, address: object, reason: str) -> None:
         """A server turned away a new peer at ``address``: why, in a word (``closing``, ``max_connections``)."""
 
-    def failure(self, service: Service, error: Exception) -> None:
+    def failure(self, service: ServiceView, error: Exception) -> None:
         """``on_fail`` was told ``error``."""
 
 
@@ -113,35 +110,35 @@ class Observers:
         self.per_chunk, self.each_message, self.sending, self._all = chunked, each, sending, observers
         self.active = bool(observers)
 
-    def link_up(self, service: Service, connection: ConnectionBase) -> None:
+    def link_up(self, service: ServiceView, connection: LinkView) -> None:
         for observer in self._all:
             try:
                 observer.link_up(service, connection)
             except Exception:
                 _raised(observer, "link_up")
 
-    def link_down(self, service: Service, connection: ConnectionBase, reason: LinkEnd) -> None:
+    def link_down(self, service: ServiceView, connection: LinkView, reason: LinkEnd) -> None:
         for observer in self._all:
             try:
                 observer.link_down(service, connection, reason)
             except Exception:
                 _raised(observer, "link_down")
 
-    def message_in(self, service: Service, connection: ConnectionBase, msg: bytes) -> None:
+    def message_in(self, service: ServiceView, connection: LinkView, msg: bytes) -> None:
         for observer in self.each_message:
             try:
                 observer.message_in(service, connection, msg)
             except Exception:
                 _raised(observer, "message_in")
 
-    def messages_in(self, service: Service, connection: ConnectionBase, messages: Sequence[bytes]) -> None:
+    def messages_in(self, service: ServiceView, connection: LinkView, messages: Sequence[bytes]) -> None:
         for observer in self.per_chunk:
             try:
                 observer.messages_in(service, connection, messages)
             except Exception:
                 _raised(observer, "messages_in")
 
-    def message_out(self, service: Service, connection: ConnectionBase, count: int, size: int) -> None:
+    def message_out(self, service: ServiceView, connection: LinkView, count: int, size: int) -> None:
         """Count the deliveries on ``connection`` and tell the observers that want them."""
         connection.messages_out += count
         connection.bytes_out += size
@@ -151,21 +148,21 @@ class Observers:
             except Exception:
                 _raised(observer, "message_out")
 
-    def dropped(self, service: Service, connection: ConnectionBase, count: int) -> None:
+    def dropped(self, service: ServiceView, connection: LinkView, count: int) -> None:
         for observer in self._all:
             try:
                 observer.dropped(service, connection, count)
             except Exception:
                 _raised(observer, "dropped")
 
-    def refused(self, service: Service, address: object, reason: str) -> None:
+    def refused(self, service: ServiceView, address: object, reason: str) -> None:
         for observer in self._all:
             try:
                 observer.refused(service, address, reason)
             except Exception:
                 _raised(observer, "refused")
 
-    def failure(self, service: Service, error: Exception) -> None:
+    def failure(self, service: ServiceView, error: Exception) -> None:
         for observer in self._all:
             try:
                 observer.failure(service, error)

@@ -49,17 +49,17 @@ DIRECT_SEND_AFTER_QUIET_SECONDS: float = 50e-6
 class OutboxTarget(Protocol):
     """Something the outbox delivers to: a connection, or a server broadcasting to all of its connections."""
 
-    def _write_messages(self, messages: list[bytes]) -> None:
+    def write_messages(self, messages: list[bytes]) -> None:
         """Write checked messages, in order, from the reactor thread."""
 
-    def _close_now(self) -> None:
+    def close_now(self) -> None:
         """Close, from the reactor thread, after everything written before."""
 
 
 class DirectSender(Protocol):
     """A link that a sending thread may write to itself when nothing is queued before its message."""
 
-    def _send_from_thread(self, message: bytes) -> bool:
+    def send_from_thread(self, message: bytes) -> bool:
         """Put ``message`` on the wire from the calling thread, or return False to have it queued."""
 
 
@@ -72,7 +72,7 @@ class Outbox:
         max_queued: int = DEFAULT_MAX_QUEUED,
         write_batch: WriteBatch | None = None,
     ) -> None:
-        self._call_from_thread = call_from_thread
+        self.call_from_thread = call_from_thread
         self._write_batch: WriteBatch = write_batch if write_batch is not None else WriteBatch()
         self.max_queued: int = max_queued
         self._lock = threading.Lock()
@@ -115,7 +115,7 @@ class Outbox:
                         now = monotonic()
                         quiet = now - self._quiet_since >= DIRECT_SEND_AFTER_QUIET_SECONDS
                         self._quiet_since = now
-                        if quiet and direct._send_from_thread(message):
+                        if quiet and direct.send_from_thread(message):
                             return
                     queued = self._queued + len(message) + _ENTRY_COST
                     # A single message larger than the whole bound goes in once the queue is empty.
@@ -140,15 +140,15 @@ class Outbox:
                     if wake:
                         self._scheduled = True
                 if wake:
-                    self._call_from_thread(self._drain)
+                    self.call_from_thread(self._drain)
                 with self._gate:
                     pass
-            self._call_from_thread(self._drain)
+            self.call_from_thread(self._drain)
         except BaseException:
             # Interrupted (or refused) anywhere above: a message this call queued, or a wake-up it claimed, may
             # be left without its drain. Make one if anything waits: a drain too many finds nothing to do.
             if self._messages:
-                self._call_from_thread(self._drain)
+                self.call_from_thread(self._drain)
             raise
 
     def put_close(self, target: OutboxTarget, refuse: str | None = None) -> None:
@@ -170,10 +170,10 @@ class Outbox:
                 if refuse is not None:
                     self._refuse_locked(refuse)
             if wake:
-                self._call_from_thread(self._drain)
+                self.call_from_thread(self._drain)
         except BaseException:
             if wake:
-                self._call_from_thread(self._drain)
+                self.call_from_thread(self._drain)
             raise
 
     # The reactor thread's side.
@@ -240,7 +240,7 @@ class Outbox:
         batch.begin()
         try:
             if len(runs) == 1 and not has_controls:
-                _deliver(runs[0][0]._write_messages, messages)
+                _deliver(runs[0][0].write_messages, messages)
             else:
                 self._deliver_runs(runs, messages)
         finally:
@@ -256,13 +256,13 @@ class Outbox:
         for (target, start), end in zip(runs, ends, strict=True):
             while start < end:
                 if messages[start] is CLOSE:
-                    _deliver(target._close_now)
+                    _deliver(target.close_now)
                     start += 1
                     continue
                 stop = start + 1
                 while stop < end and messages[stop] is not CLOSE:
                     stop += 1
-                _deliver(target._write_messages, messages[start:stop])
+                _deliver(target.write_messages, messages[start:stop])
                 start = stop
 
 

@@ -73,7 +73,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         _pass_half_closes_through(transport, self)
         if over_tls:
             self.opened_at = self.service._reactor.seconds()
-            self.service._link_opening(self)
+            self.service.link_opening(self)
             self.setTimeout(self._handshake_timeout)
             return
         self._link_up()
@@ -83,7 +83,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
     acceptance_wait: float = 1.0
 
     def handshakeCompleted(self) -> None:
-        if self.service._waits_for_acceptance() and _tls13(self.transport):
+        if self.service.waits_for_acceptance() and _tls13(self.transport):
             self._await_acceptance()
             return
         self._link_up()
@@ -124,7 +124,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
 
     def _link_up(self) -> None:
         self.setTimeout(self._idle_timeout)
-        self.connection = self.service._connection_made(self)
+        self.connection = self.service.link_made(self)
 
     def dataReceived(self, data: bytes) -> None:
         if self.connection is None and self._acceptance is not None:
@@ -149,7 +149,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         )
         self._held_in = 0
         if self.connection is not None:
-            self.service._connection_broke_rules(self.connection, error)
+            self.service.link_broke_rules(self.connection, error)
         else:
             self.transport.abortConnection()  # type: ignore[union-attr]
 
@@ -166,7 +166,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         """The peer will send nothing more: close our side gracefully, then end the link once it is shut."""
         self._read_shut = True
         if self.connection is not None:
-            self.service._peer_done_sending(self.connection)
+            self.service.peer_done_sending(self.connection)
         if self._write_shut or self.connection is None:
             self.transport.loseConnection()  # type: ignore[union-attr]
 
@@ -178,7 +178,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
 
     def timeoutConnection(self) -> None:
         if self.connection is not None:
-            self.service._connection_idle(self.connection, self._idle_timeout or 0.0)
+            self.service.link_idle(self.connection, self._idle_timeout or 0.0)
         else:
             self.failure_note = f"no finished handshake within {self._handshake_timeout} s (handshake_timeout)"
             self.transport.abortConnection()  # type: ignore[union-attr]
@@ -193,9 +193,9 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         if self._rate is not None:
             self._rate.stop()
         if self.connection is not None:
-            self.service._connection_lost(self.connection, reason)
+            self.service.link_lost(self.connection, reason)
         else:
-            self.service._link_failed(self, reason)
+            self.service.link_failed(self, reason)
 
     # IPushProducer: the transport says when its buffer is over or back under its limit.
 
@@ -260,7 +260,7 @@ class LeadsServerFactory(Factory):
         """A protocol for the new link; none for a peer outside ``allow`` (the socket is closed at once); or,
         if the server is full or closing, one that says ``disconnect`` and closes: a LEADS 0.9.x peer needs the
         word, as it takes a bare close for more data to come."""
-        refusal = self.service._admission(addr)
+        refusal = self.service.admission(addr)
         if refusal is None:
             return LeadsProtocol(self.service)
         if refusal == "allow":

@@ -125,7 +125,7 @@ class Server(Service):
 
     # Reactor thread from here on.
 
-    def _write_messages(self, messages: list[bytes]) -> None:
+    def write_messages(self, messages: list[bytes]) -> None:
         self._broadcast_now(messages, None)
 
     def _broadcast_now(self, messages: list[bytes], exclude: ConnectionBase | None) -> None:
@@ -135,12 +135,12 @@ class Server(Service):
         for connection in list(self._connections):
             if connection is exclude:
                 continue
-            if connection._takes_encoded:
+            if connection.takes_framed:
                 if data is None:
                     data = self._encoder.encode_all(messages)
-                connection._write_encoded(data, count)
+                connection.write_framed(data, count)
             else:
-                connection._write_messages(messages)
+                connection.write_messages(messages)
 
     def _endpoints(self) -> list[Any]:
         """The endpoints to listen on: the port by default, else each one given (descriptions parsed)."""
@@ -195,7 +195,7 @@ class Server(Service):
         for port in self._listening:
             _stop_accepting(port)
         for connection in [*self._connections, *self._removed]:
-            connection._close_now()
+            connection.close_now()
         stopping = [maybeDeferred(port.stopListening) for port in self._listening]
         DeferredList(stopping, consumeErrors=True).addBoth(self._stopped_listening)
 
@@ -225,7 +225,7 @@ class Server(Service):
             limited=limited,
         )
 
-    def _admission(self, address: Any) -> str | None:
+    def admission(self, address: Any) -> str | None:
         """Why a new link may not join, or None if it may: ``"allow"`` for a peer outside ``allow``,
         ``"closing"`` once closed, or ``"max_connections"`` when full. One that comes while the server closes
         joins and is closed at once, gracefully: what its peer sent before it heard ``disconnect`` is still
@@ -315,10 +315,10 @@ class _BroadcastExcept:
         self._server = server
         self._exclude = exclude
 
-    def _write_messages(self, messages: list[bytes]) -> None:
+    def write_messages(self, messages: list[bytes]) -> None:
         self._server._broadcast_now(messages, self._exclude)
 
-    def _close_now(self) -> None:
+    def close_now(self) -> None:
         """Never queued with ``CLOSE``; present for the outbox's target protocol."""
 
 

@@ -94,7 +94,7 @@ class Service(ABC):
         #: The reactor thread's id once the service has begun (``_begin`` runs there): a send compares it with
         #: ``get_ident()``, cheaper than calling ``_in_reactor_thread`` on every message.
         self._reactor_thread: int | None = None
-        self._outbox: Outbox = Outbox(self._call_from_thread, max_queued, self._runner.write_batch)
+        self._outbox: Outbox = Outbox(self.call_from_thread, max_queued, self._runner.write_batch)
         self._state: State = State.NEW
         self._state_lock = threading.Lock()
         self._finished = Latch()
@@ -136,6 +136,10 @@ class Service(ABC):
     def port(self) -> int:
         """The port served or connected to; once a server listens, the real one (also for port 0)."""
         return self._port
+
+    def describe_target(self) -> str:
+        """Where this service listens or connects, for messages."""
+        return f"port {self._port}"
 
     def set_callback(self, callback: Callback) -> None:
         """Put ``callback`` in front of the current one; it can hand calls on with ``self.super(...)``."""
@@ -231,7 +235,7 @@ class Service(ABC):
         if self._close_unstarted() or self._state is State.CLOSED:
             return
         if self._in_reactor_thread():
-            self._close_now()
+            self.close_now()
             return
         self._outbox.put_close(self, self._refusal_once_closed())
         self._finished.wait()
@@ -253,7 +257,7 @@ class Service(ABC):
         so the Deferred fires within about that time whatever the peers do.
         """
         if not self._close_unstarted():
-            self._close_now()
+            self.close_now()
             if within is not None and self._state is State.CLOSING and self._cut_timer is None:
                 self._cut_timer = self._reactor.callLater(within, self._cut_links)
         return self._when_finished()
@@ -266,7 +270,7 @@ class Service(ABC):
         """What a send through the service raises once ``connection`` is closing, or None if nothing changes."""
         return None
 
-    def _link_closing(self, connection: ConnectionBase) -> None:
+    def link_closing(self, connection: ConnectionBase) -> None:
         """``connection`` began closing, whichever side began it (reactor thread)."""
         refusal = self._refusal_on_link_close(connection)
         if refusal is not None:
@@ -299,7 +303,7 @@ class Service(ABC):
         """How long a blocking start waits for the service to come up before it gives up."""
         return START_TIMEOUT_SECONDS
 
-    def _link_buffer_bound(self) -> int:
+    def link_buffer_bound(self) -> int:
         """Bytes a link may hold for a peer that stopped reading before ``slow_policy`` acts."""
         return self._policy.max_buffered
 
@@ -312,7 +316,7 @@ class Service(ABC):
 
     # Reactor thread from here on.
 
-    def _call_from_thread(self, function: Callable[[], None]) -> None:
+    def call_from_thread(self, function: Callable[[], None]) -> None:
         self._reactor.callFromThread(function)
 
     def _begin(self, *args: Any, **kwargs: Any) -> Deferred[None]:
@@ -332,11 +336,11 @@ class Service(ABC):
         error = describe_start_failure(self, failure)
         if not self._caller_gets_start_failure:
             _log.error("{service} could not start: {error}", service=self, error=error)
-        self._report(error)
+        self.report(error)
         self._finish()
         return Failure(error)
 
-    def _close_now(self) -> None:
+    def close_now(self) -> None:
         if self._state in (State.CLOSING, State.CLOSED):
             return
         self._state = State.CLOSING
@@ -372,15 +376,15 @@ class Service(ABC):
         for waiter in waiters:
             waiter.callback(None)
 
-    def _link_opening(self, protocol: LeadsProtocol) -> None:
+    def link_opening(self, protocol: LeadsProtocol) -> None:
         """A transport connected but the link is not up yet (a TLS handshake is under way)."""
         self._opening.add(protocol)
 
-    def _waits_for_acceptance(self) -> bool:
+    def waits_for_acceptance(self) -> bool:
         """Whether this side's TLS 1.3 links wait for the peer's first record before they are up (a client)."""
         return False
 
-    def _link_failed(self, protocol: LeadsProtocol, reason: Failure) -> None:
+    def link_failed(self, protocol: LeadsProtocol, reason: Failure) -> None:
         """A transport ended before its link was up: over TLS, the handshake failed or timed out.
 
         Logged with the peer, at most one line per interval in a flood; ``on_fail`` hears of every one.
@@ -389,7 +393,7 @@ class Service(ABC):
         peer = describe_peer(protocol.transport)
         why = protocol.failure_note or describe_tls_error(reason.value or ConnectionError(reason.getErrorMessage()))
         self._warnings.warn("handshake", "TLS handshake with {peer} failed: {why}", peer=peer, why=escape(why))
-        self._report(about_peer(ConnectionError(f"the TLS handshake with {peer} failed: {why}"), peer, logged=True))
+        self.report(about_peer(ConnectionError(f"the TLS handshake with {peer} failed: {why}"), peer, logged=True))
 
     @functools.cached_property
     def _warnings(self) -> RateLimitedWarnings:
@@ -400,7 +404,7 @@ class Service(ABC):
         for protocol in list(self._opening):
             protocol.transport.abortConnection()  # type: ignore[union-attr]
 
-    def _connection_made(self, protocol: LeadsProtocol) -> Connection:
+    def link_made(self, protocol: LeadsProtocol) -> Connection:
         self._opening.discard(protocol)
         assert protocol.transport is not None  # connectionMade has run
         connection = Connection(self, protocol.transport)
@@ -410,13 +414,13 @@ class Service(ABC):
 
     def _link_up(self, connection: ConnectionBase) -> None:
         """A link is up, whatever carries it: keep it and report it; a closing service closes it at once."""
-        connection._frame_overhead = len(connection.frame(b""))
+        connection.frame_overhead = len(connection.frame(b""))
         self._add_connection(connection)  # type: ignore[arg-type]
         self._invoke(self._callback.on_connect, self, connection)
         if self._observers.active:
             self._observers.link_up(self, connection)
         if self._state in (State.CLOSING, State.CLOSED):
-            connection._close_now()
+            connection.close_now()
         self._after_link_up(connection)
 
     def _after_link_up(self, connection: ConnectionBase) -> None:  # noqa: B027 - a hook, empty by default
@@ -453,13 +457,13 @@ class Service(ABC):
     def detach(self, connection: ConnectionBase) -> None:
         """An attached link has ended, whichever side ended it: forget it and call ``on_disconnect``, once."""
         if connection._decoder is not None and not connection._lost:
-            self._connection_lost(connection, connectionDone)  # type: ignore[arg-type]
+            self.link_lost(connection, connectionDone)  # type: ignore[arg-type]
 
     def drop(self, connection: ConnectionBase, error: Exception, reason: LinkEnd = LinkEnd.OVERSIZE) -> None:
         """End an attached link for breaking a rule its transport enforces itself (a WebSocket message over
         ``max_message``, a peer too slow): ``error`` goes to ``on_fail``, the link is closed and forgotten at
         once, and observers hear ``reason``. In the reactor thread; a link already ended is left alone."""
-        self._connection_broke_rules(connection, error, reason)
+        self.link_broke_rules(connection, error, reason)
 
     @property
     def policy(self) -> LinkPolicy:
@@ -486,7 +490,7 @@ class Service(ABC):
                 chunk = [m for m in messages if m != DISCONNECT and not (skip_heartbeats and m == HEARTBEAT)]
             count = len(chunk)
             connection.messages_in += count
-            connection.bytes_in += sum(map(len, chunk)) + count * connection._frame_overhead
+            connection.bytes_in += sum(map(len, chunk)) + count * connection.frame_overhead
             if observers.per_chunk:
                 observers.messages_in(self, connection, chunk)
         try:
@@ -509,33 +513,33 @@ class Service(ABC):
     def _peer_said_disconnect(self, connection: ConnectionBase) -> None:
         """The peer said ``disconnect``: what threads handed over before it goes out first, then ours."""
         self._outbox.flush()
-        connection._close_now()
+        connection.close_now()
 
-    def _peer_done_sending(self, connection: ConnectionBase) -> None:
+    def peer_done_sending(self, connection: ConnectionBase) -> None:
         """The peer shut its side of the link: as after its ``disconnect``, if that did not come first. The peer
         ended the link, so it ends as closed, even if our ``disconnect`` can no longer reach it."""
-        if connection._end_reason is None:
-            connection._end_reason = LinkEnd.CLOSED
+        if connection.end_reason is None:
+            connection.end_reason = LinkEnd.CLOSED
         if not connection._closing:
             self._peer_said_disconnect(connection)
 
-    def _connection_lost(self, connection: Connection, reason: Failure) -> None:
-        connection._mark_lost()
+    def link_lost(self, connection: Connection, reason: Failure) -> None:
+        connection.mark_lost()
         self._remove_connection(connection)
         self._invoke(self._callback.on_disconnect, self, connection)
         if self._observers.active:
-            ending = connection._end_reason
+            ending = connection.end_reason
             if ending is None:
                 ending = LinkEnd.CLOSED if reason.check(ConnectionDone) else LinkEnd.LOST
             self._observers.link_down(self, connection, ending)
         self._after_connection_lost(connection)
 
-    def _connection_idle(self, connection: Connection, seconds: float) -> None:
+    def link_idle(self, connection: Connection, seconds: float) -> None:
         """Nothing came from the peer for ``idle_timeout`` seconds: report it and close the link."""
         error = TimeoutError(f"{connection} sent nothing for {seconds} s; closing it")
-        self._report(about_peer(error, str(connection), logged=False))
-        connection._end_reason = LinkEnd.IDLE
-        connection._close_now()
+        self.report(about_peer(error, str(connection), logged=False))
+        connection.end_reason = LinkEnd.IDLE
+        connection.close_now()
 
     def _receive(self, connection: Any, decoder: Any, data: bytes) -> int:
         """Bytes from a link's peer: deliver the messages they complete, or drop a peer breaking the framing
@@ -544,7 +548,7 @@ class Service(ABC):
         What the callbacks send meanwhile is held and written once per link when they are done.
         """
         if connection._closing:
-            connection._heard_from_peer()
+            connection.heard_from_peer()
         slow = self._slow
         if slow is None:
             return self._receive_chunk(connection, decoder, data)
@@ -563,7 +567,7 @@ class Service(ABC):
             except MessageTooLong as error:
                 if error.complete:
                     self._deliver(connection, error.complete)
-                self._connection_broke_rules(connection, error)
+                self.link_broke_rules(connection, error)
                 return len(error.complete)
             if messages:
                 self._deliver(connection, messages)
@@ -571,7 +575,7 @@ class Service(ABC):
         finally:
             batch.end()
 
-    def _connection_broke_rules(
+    def link_broke_rules(
         self, connection: ConnectionBase, error: Exception, reason: LinkEnd = LinkEnd.OVERSIZE
     ) -> None:
         """A peer sent what the framing refuses (or what the memory budget cannot hold): drop that link alone
@@ -579,15 +583,15 @@ class Service(ABC):
         peer, text = str(connection), escape(error)
         line = text if peer in text else f"dropping {peer}: {text}"
         self._warnings.warn(type(error).__name__, "{line}", line=line)
-        self._report(about_peer(error, peer, logged=True))
+        self.report(about_peer(error, peer, logged=True))
         if connection._lost:
             return
-        connection._end_reason = reason
+        connection.end_reason = reason
         if isinstance(connection, Connection):
             connection._closing = True
             connection._transport.abortConnection()
         else:
-            connection._close_now()
+            connection.close_now()
             self.detach(connection)
 
     def _invoke(self, method: Callable[..., None], *args: Any) -> None:
@@ -602,9 +606,9 @@ class Service(ABC):
 
     def _callback_raised(self, name: str, error: Exception) -> None:
         _log.failure("callback {name} raised; the service carries on", Failure(error), name=name)
-        self._report(error)
+        self.report(error)
 
-    def _report(self, error: Exception) -> None:
+    def report(self, error: Exception) -> None:
         if self._observers.active:
             self._observers.failure(self, error)
         try:
@@ -639,7 +643,7 @@ class Service(ABC):
         """React to a lost link (a client ends; a closing server may be done)."""
 
     @abstractmethod
-    def _write_messages(self, messages: list[bytes]) -> None:
+    def write_messages(self, messages: list[bytes]) -> None:
         """Deliver checked messages queued for the service itself (a client's sends, a server's broadcasts)."""
 
     def _peer_is_slow(self, connection: Connection, slow: bool) -> None:

@@ -12,13 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from leads_twisted.comm.observer import LinkEnd, Observer
-
-if TYPE_CHECKING:
-    from leads_twisted.comm.connection import ConnectionBase
-    from leads_twisted.comm.service import Service
+from leads_twisted.comm.views import LinkView, ServiceView
 
 
 @dataclass
@@ -76,7 +72,7 @@ class _Link:
 
     __slots__ = ("connection", "stats")
 
-    def __init__(self, connection: ConnectionBase, stats: LinkStats) -> None:
+    def __init__(self, connection: LinkView, stats: LinkStats) -> None:
         self.connection = connection
         self.stats = stats  #: where it came from and when, and its dropped messages
 
@@ -105,7 +101,7 @@ class Stats(Observer):
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._links: dict[ConnectionBase, _Link] = {}
+        self._links: dict[LinkView, _Link] = {}
         #: Counts of the links that have ended: messages and bytes in, messages and bytes out.
         self._ended: tuple[int, int, int, int] = (0, 0, 0, 0)
         #: Odd while a link is moved from ``_links`` to ``_ended``: a snapshot then reads again.
@@ -118,12 +114,12 @@ class Stats(Observer):
 
     # The observer's events, in the reactor thread.
 
-    def link_up(self, service: Service, connection: ConnectionBase) -> None:
+    def link_up(self, service: ServiceView, connection: LinkView) -> None:
         self.connections_total += 1
         stats = LinkStats(str(connection), connection.transport_kind, self._clock())
         self._links[connection] = _Link(connection, stats)
 
-    def link_down(self, service: Service, connection: ConnectionBase, reason: LinkEnd) -> None:
+    def link_down(self, service: ServiceView, connection: LinkView, reason: LinkEnd) -> None:
         if connection in self._links:
             c = connection
             received, received_bytes, delivered, delivered_bytes = self._ended
@@ -138,16 +134,16 @@ class Stats(Observer):
             self._moving += 1
         self.disconnects[reason] = self.disconnects.get(reason, 0) + 1
 
-    def dropped(self, service: Service, connection: ConnectionBase, count: int) -> None:
+    def dropped(self, service: ServiceView, connection: LinkView, count: int) -> None:
         self.dropped_total += count
         link = self._links.get(connection)
         if link is not None:
             link.stats.dropped += count
 
-    def refused(self, service: Service, address: object, reason: str) -> None:
+    def refused(self, service: ServiceView, address: object, reason: str) -> None:
         self.refused_total += 1
 
-    def failure(self, service: Service, error: Exception) -> None:
+    def failure(self, service: ServiceView, error: Exception) -> None:
         self.failures += 1
 
     # Reading, from any thread.

@@ -19,7 +19,7 @@ _log = Logger(namespace="leads_twisted.write_batch")
 class HeldWrites(Protocol):
     """A link whose writes a batch holds until its end."""
 
-    def _flush_held(self) -> None:
+    def flush_held(self) -> None:
         """Write what was held, now."""
 
 
@@ -52,6 +52,6 @@ class WriteBatch:
         held, self._held = self._held, []
         for link in held:
             try:
-                link._flush_held()
+                link.flush_held()
             except Exception:
                 _log.failure("writing out held messages failed")

@@ -10,7 +10,7 @@ import contextlib
 
 from twisted.logger import Logger
 
-from leads_twisted.comm import Callback, ConnectionBase, Server, Service
+from leads_twisted.comm import Callback, ConnectionBase, LinkView, Server, ServiceView
 from leads_twisted.comm.log_guard import RateLimitedWarnings, already_logged, escape, peer_of
 
 _log = Logger(namespace="leads_twisted.daemon")
@@ -28,7 +28,7 @@ class Mode(Callback):
     name: str = ""
     _warnings: RateLimitedWarnings | None = None
 
-    def on_fail(self, service: Service, error: Exception) -> None:
+    def on_fail(self, service: ServiceView, error: Exception) -> None:
         peer = peer_of(error)
         if peer is None or already_logged(error):
             return  # not about one link (a failed start, a raising callback), or logged by the library already
@@ -41,10 +41,10 @@ class Mode(Callback):
             text = f"{peer}: {text}"
         self._warnings.warn(type(error).__name__, "{kind}: {text}", kind=type(error).__name__, text=text)
 
-    def on_connect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_connect(self, service: ServiceView, connection: ConnectionBase) -> None:
         _log.info("{peer} connected ({count} connected)", peer=str(connection), count=_count(service))
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         _log.info("{peer} disconnected ({count} connected)", peer=str(connection), count=_count(service))
 
 
@@ -57,7 +57,7 @@ class Relay(Mode):
 
     name = "relay"
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         if msg and isinstance(service, Server):
             service.broadcast(msg, exclude=service.sender())
 
@@ -67,7 +67,7 @@ class Echo(Mode):
 
     name = "echo"
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         with contextlib.suppress(OSError):
             service.reply(msg)
 
@@ -81,9 +81,9 @@ class LogOnly(Mode):
         super().__init__()
         self.messages: int = 0
         self.bytes: int = 0
-        self._per_peer: dict[ConnectionBase, tuple[int, int]] = {}
+        self._per_peer: dict[LinkView, tuple[int, int]] = {}
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         sender = service.sender()
         count, size = self._per_peer.get(sender, (0, 0))
         self._per_peer[sender] = (count + 1, size + len(msg))
@@ -97,7 +97,7 @@ class LogOnly(Mode):
             preview=bytes(msg[:PREVIEW_BYTES]),
         )
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         count, size = self._per_peer.pop(connection, (0, 0))
         _log.info(
             "{peer} disconnected after {count} messages ({size} bytes); {total} messages ({total_bytes} bytes) in all",
@@ -120,26 +120,26 @@ class Chained(Callback):
         super().__init__()
         self.callbacks: tuple[Callback, ...] = callbacks
 
-    def on_initialize(self, service: Service) -> None:
+    def on_initialize(self, service: ServiceView) -> None:
         for callback in self.callbacks:
             callback.on_initialize(service)
 
-    def on_fail(self, service: Service, error: Exception) -> None:
+    def on_fail(self, service: ServiceView, error: Exception) -> None:
         for callback in self.callbacks:
             callback.on_fail(service, error)
 
-    def on_connect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_connect(self, service: ServiceView, connection: ConnectionBase) -> None:
         for callback in self.callbacks:
             callback.on_connect(service, connection)
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         for callback in self.callbacks:
             callback.on_receive(service, msg)
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         for callback in self.callbacks:
             callback.on_disconnect(service, connection)
 
 
-def _count(service: Service) -> int:
+def _count(service: ServiceView) -> int:
     return service.num_connections() if isinstance(service, Server) else 1

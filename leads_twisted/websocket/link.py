@@ -106,25 +106,25 @@ class WebSocketLink(ConnectionBase):
         if self.closed() or not self._attached:
             raise OSError(f"the connection to {self._description} is {'closed' if self.closed() else 'not open yet'}")
         if self._in_reactor_thread():
-            self._write_messages([msg])
+            self.write_messages([msg])
         else:
-            self._channel.reactor.callFromThread(self._write_messages, [msg])
+            self._channel.reactor.callFromThread(self.write_messages, [msg])
 
     def close(self) -> None:
         if self.closed():
             return
         if self._in_reactor_thread():
-            self._close_now()
+            self.close_now()
         else:
             self._close_requested = True
-            self._channel.reactor.callFromThread(self._close_now)
+            self._channel.reactor.callFromThread(self.close_now)
 
-    def _write_messages(self, messages: list[bytes]) -> None:
+    def write_messages(self, messages: list[bytes]) -> None:
         """Frame ``messages`` (once per broadcast, shared with the other browsers) and hold them for one write
         at the end of the batch under way (at once outside a batch), unless the browser has stopped reading
         past ``max_buffered``.
 
-        This runs once per browser per message a relay passes on: it does what ``Connection._write_encoded``
+        This runs once per browser per message a relay passes on: it does what ``Connection.write_framed``
         does for a TCP peer and no more.
         """
         if self._closing or self._lost:
@@ -147,9 +147,9 @@ class WebSocketLink(ConnectionBase):
         if self._batch.open:
             self._batch.hold(self)
         else:
-            self._flush_held()
+            self.flush_held()
 
-    def _flush_held(self) -> None:
+    def flush_held(self) -> None:
         """Write what the batch held for this link, in one write: straight to its socket when Twisted holds
         nothing for it (as a TCP link does), else into the transport. The memory budget hears of it once per
         write, while the browser is not reading."""
@@ -167,19 +167,19 @@ class WebSocketLink(ConnectionBase):
         if not (self._closing or self._lost):
             write_out(self._wire, self._socket, data)
 
-    def _close_now(self) -> None:
+    def close_now(self) -> None:
         if self._closing or self._lost:
             return
-        if self._end_reason is LinkEnd.SLOW or self._ws is None:
+        if self.end_reason is LinkEnd.SLOW or self._ws is None:
             self._closing = True
             self._pending = None
             self._channel.abortConnection()
             return
-        self._flush_held()  # what was sent before the close goes first
+        self.flush_held()  # what was sent before the close goes first
         if self._closing or self._lost:
             return  # that write went over the memory budget, and the link was dropped for it
         self._closing = True
-        if self._end_reason is LinkEnd.OVERSIZE:
+        if self.end_reason is LinkEnd.OVERSIZE:
             code = CLOSE_TOO_BIG
         elif self._server.state in (State.CLOSING, State.CLOSED):
             code = CLOSE_GOING_AWAY

@@ -57,10 +57,10 @@ class Target:
     def __init__(self) -> None:
         self.got: list[bytes] = []
 
-    def _write_messages(self, messages: list[bytes]) -> None:
+    def write_messages(self, messages: list[bytes]) -> None:
         self.got.extend(messages)
 
-    def _close_now(self) -> None:
+    def close_now(self) -> None:
         self.got.append(b"<close>")
 
 

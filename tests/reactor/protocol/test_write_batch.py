@@ -113,7 +113,7 @@ class Link:
     def __init__(self, log: list[str], name: str, fail: bool = False) -> None:
         self.log, self.name, self.fail = log, name, fail
 
-    def _flush_held(self) -> None:
+    def flush_held(self) -> None:
         self.log.append(self.name)
         if self.fail:
             raise OSError("this link broke")
