@@ -38,9 +38,9 @@ from twisted.test.iosim import FakeTransport, IOPump, connect
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.client import Client
 from leads_twisted.comm.connection import ConnectionBase
+from leads_twisted.comm.hub import State
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.server import Server
-from leads_twisted.comm.service import State
 from leads_twisted.comm.views import LinkView, ServiceView
 
 __all__ = ["MemoryNetwork", "MemoryRunner", "Recorder", "connect_in_memory"]

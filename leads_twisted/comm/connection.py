@@ -6,8 +6,9 @@ import contextlib
 import socket
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from threading import get_ident
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import ISSLTransport
@@ -24,16 +25,17 @@ from leads_twisted.comm.direct_write import (
 from leads_twisted.comm.drain import DrainWatch, held_bytes, unsent
 from leads_twisted.comm.errors import porting_error
 from leads_twisted.comm.framing import DEFAULT_SEPARATOR, DISCONNECT, Decoder, Encoder
+from leads_twisted.comm.handoff import Handoff
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
-from leads_twisted.comm.link_policy import HEARTBEAT
+from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
 from leads_twisted.comm.log_guard import about_peer, escape
-from leads_twisted.comm.memory_budget import MemoryBudgetExceeded
+from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
 from leads_twisted.comm.observer import LinkEnd, Observers
+from leads_twisted.comm.views import ServiceView
+from leads_twisted.comm.write_batch import WriteBatch
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
-
-    from leads_twisted.comm.service import Service
 
 _log = Logger(namespace="leads_twisted.connection")
 
@@ -65,6 +67,55 @@ def _transport_kind(peer: object, transport: object) -> str:
     if isinstance(peer, UNIXAddress):
         return "unix"
     return type(peer if peer is not None else transport).__name__
+
+
+class LinkHost(ServiceView, Protocol):
+    """What a link needs from the hub that owns it: the hub's side of the link seam (``Hub`` provides it)."""
+
+    #: What bounds the bytes held for all peers together; None: no bound.
+    memory_budget: MemoryBudget | None
+
+    @property
+    def policy(self) -> LinkPolicy:
+        """What every link of the hub obeys."""
+
+    @property
+    def observers(self) -> Observers:
+        """Who hears of the link's events."""
+
+    @property
+    def reactor(self) -> Any:
+        """The clock for heartbeats and the closing drain."""
+
+    @property
+    def write_batch(self) -> WriteBatch:
+        """The reactor's batch of held writes."""
+
+    @property
+    def reactor_thread(self) -> int | None:
+        """The reactor thread's id, once the hub has begun."""
+
+    @property
+    def handoff(self) -> Handoff:
+        """What carries a send from another thread to the reactor thread."""
+
+    def in_reactor_thread(self) -> bool:
+        """True in the reactor thread."""
+
+    def call_from_thread(self, function: Callable[[], None]) -> None:
+        """Run ``function`` in the reactor thread soon."""
+
+    def link_buffer_bound(self) -> int:
+        """Bytes a link may hold for a peer that stopped reading before ``slow_policy`` acts."""
+
+    def link_closing(self, connection: ConnectionBase) -> None:
+        """``connection`` began closing (reactor thread)."""
+
+    def close_later(self, connection: ConnectionBase) -> None:
+        """From another thread: close ``connection`` after what was handed over for it."""
+
+    def report(self, error: Exception) -> None:
+        """Tell ``on_fail`` and the observers of ``error``."""
 
 
 class ConnectionBase(ABC):
@@ -134,7 +185,7 @@ class ConnectionBase(ABC):
         def drop() -> None:
             decoder.drop_pending()
 
-        if owner._in_reactor_thread():
+        if owner.in_reactor_thread():
             drop()
         else:
             owner.call_from_thread(drop)
@@ -176,7 +227,7 @@ class ConnectionBase(ABC):
     #: Why the service ended the link, when it ended it for a reason (else the transport's end says).
     end_reason: LinkEnd | None = None
     #: The service that owns the link and its observers, once attached (``Service.attach``).
-    _owner: Service | None = None
+    _owner: LinkHost | None = None
     _observers: Observers = Observers()  # none, until attached: a stand-in nothing is ever added to
     #: True for a ``Connection``: a broadcast hands it the bytes framed once for all such links. A class
     #: attribute, so that a broadcast tells the kinds of link apart without an ``isinstance`` per delivery.
@@ -244,22 +295,24 @@ class Connection(ConnectionBase):
 
     takes_framed = True
 
-    def __init__(self, service: Service, transport: ITransport) -> None:
-        policy = service._policy
+    def __init__(self, service: LinkHost, transport: ITransport) -> None:
+        policy = service.policy
         super().__init__(policy.separator, policy.encoder)  # the service's encoder, shared by its links
         self._frame = policy.encoder.frame
         self._max_buffered: int = service.link_buffer_bound()
         self._drop_when_slow: bool = policy.slow_policy == "drop"
-        self._service: Service = service
+        self._service: LinkHost = service
         self._owner = service
         self._observers = service.observers
-        self._in_reactor_thread = service._in_reactor_thread
+        self._in_reactor_thread = service.in_reactor_thread
         #: The reactor thread's id (links are made there): a send compares it with ``get_ident()``, cheaper than
         #: calling ``_in_reactor_thread`` on every message.
-        self._reactor_thread: int | None = get_ident() if self._in_reactor_thread() else service._reactor_thread
+        self._reactor_thread: int | None = get_ident() if self._in_reactor_thread() else service.reactor_thread
+        #: Hands a send from another thread to the reactor thread (the hub's ``Handoff``), bound once.
+        self._hand_over = service.handoff.put
         self._transport: Any = transport
         self._socket = direct_socket(transport)
-        self._batch = service._runner.write_batch
+        self._batch = service.write_batch
         #: What this link wrote during the batch under way, written out when the batch ends.
         self._held_writes: list[bytes] | None = None
         #: What the held writes of the batch under way do not tell by their number and length, for the count
@@ -295,7 +348,7 @@ class Connection(ConnectionBase):
         self._kind: str = _transport_kind(peer, transport)
         if policy.heartbeat is not None:
             beat = LoopingCall(self.write_framed, self._frame(HEARTBEAT), 0)
-            beat.clock = service._reactor
+            beat.clock = service.reactor
             beat.start(policy.heartbeat, now=False)
             self._timers.append(beat)
 
@@ -311,7 +364,7 @@ class Connection(ConnectionBase):
         return self._address
 
     @property
-    def service(self) -> Service:
+    def service(self) -> LinkHost:
         """The server or client this link belongs to."""
         return self._service
 
@@ -334,7 +387,7 @@ class Connection(ConnectionBase):
         if get_ident() == self._reactor_thread:
             self.write_framed(self._frame(msg), 1)
         else:
-            self._service._outbox.put(self, msg, self)
+            self._hand_over(self, msg, self)
 
     def close(self) -> None:
         if self._closing or self._lost or self._close_requested:
@@ -343,7 +396,7 @@ class Connection(ConnectionBase):
             self.close_now()
         else:
             self._close_requested = True
-            self._service._outbox.put_close(self, self._service._refusal_on_link_close(self))
+            self._service.close_later(self)
 
     def send_from_thread(self, msg: bytes) -> bool:
         """Write ``msg`` from the sending thread, if nothing written before it is still waiting; else False.
@@ -489,17 +542,19 @@ class Connection(ConnectionBase):
         if not self._lost:
             self._put_on_wire(b"", directly=False)
 
-    def _peer_is_slow(self, slow: bool) -> None:
-        """The transport's buffer went over its limit (start counting what is held) or drained (stop).
+    def peer_fell_behind(self) -> None:
+        """The transport's buffer went over its limit: start counting what is held past it.
 
-        Twisted says "over" again on every write while the buffer stays full: the count goes on from there.
+        Twisted says so again on every write while the buffer stays full: the count goes on from there.
         """
-        if not slow:
-            self._held = None
-            if self._budget is not None:
-                self._budget.release(self)
-        elif self._held is None:
+        if self._held is None:
             self._held = 0
+
+    def peer_caught_up(self) -> None:
+        """The transport's buffer drained under its limit: stop counting."""
+        self._held = None
+        if self._budget is not None:
+            self._budget.release(self)
 
     def _too_slow(self, count: int) -> None:
         if self._drop_when_slow:
@@ -552,7 +607,7 @@ class Connection(ConnectionBase):
             transport.loseWriteConnection()
         else:
             transport.loseConnection()
-        self._drain = DrainWatch(self._service._reactor, self._close_timeout, lambda: held_bytes(transport), self._cut)
+        self._drain = DrainWatch(self._service.reactor, self._close_timeout, lambda: held_bytes(transport), self._cut)
 
     def heard_from_peer(self) -> None:
         if self._drain is not None:
@@ -561,7 +616,7 @@ class Connection(ConnectionBase):
     def _cut(self) -> None:
         """The peer took nothing for ``close_timeout`` seconds: end the link and say what it did not get."""
         self._drain = None
-        separator = self.separator if self._service._policy.framing == "separator" else None
+        separator = self.separator if self._service.policy.framing == "separator" else None
         left = unsent(self._transport, separator)
         if left.bytes:
             text = (

@@ -118,14 +118,20 @@ def porting_error(name: str, instead: str) -> PortingError:
     return PortingError(f"{name} of leads.comm 0.9 has no counterpart here: {instead} (see docs/porting.md)")
 
 
+#: Keyword arguments that wire a service to its reactor rather than set an option of it.
+_WIRING = frozenset({"runner", "reactor", "handoff", "write_batch"})
+
+
 def option_names(service_class: type) -> frozenset[str]:
     """The keyword options a ``Server`` or ``Client`` takes: its own keyword-only ones and the link options."""
     from leads_twisted.comm.link_policy import LinkPolicy
 
     own = {
         name
-        for name, parameter in inspect.signature(service_class).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "runner"
+        for cls in service_class.__mro__
+        if "__init__" in vars(cls)
+        for name, parameter in inspect.signature(vars(cls)["__init__"]).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in _WIRING
     }
     shared = {f.name for f in dataclasses.fields(LinkPolicy) if f.init} - {"separator", "max_message"}
     return frozenset(own | shared)

@@ -24,10 +24,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from time import monotonic
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.logger import Logger
 
+from leads_twisted.comm.handoff import DirectSender, HandoffTarget
 from leads_twisted.comm.write_batch import WriteBatch
 
 _log = Logger(namespace="leads_twisted.outbox")
@@ -46,25 +47,12 @@ _ENTRY_COST: int = 64
 DIRECT_SEND_AFTER_QUIET_SECONDS: float = 50e-6
 
 
-class OutboxTarget(Protocol):
-    """Something the outbox delivers to: a connection, or a server broadcasting to all of its connections."""
-
-    def write_messages(self, messages: list[bytes]) -> None:
-        """Write checked messages, in order, from the reactor thread."""
-
-    def close_now(self) -> None:
-        """Close, from the reactor thread, after everything written before."""
-
-
-class DirectSender(Protocol):
-    """A link that a sending thread may write to itself when nothing is queued before its message."""
-
-    def send_from_thread(self, message: bytes) -> bool:
-        """Put ``message`` on the wire from the calling thread, or return False to have it queued."""
+#: What the outbox delivers to: a link, a hub, or a broadcast (declared with the hub's ``Handoff``).
+OutboxTarget = HandoffTarget
 
 
 class Outbox:
-    """A bounded, thread-safe queue of ``(target, message)`` drained in the reactor thread."""
+    """A bounded, thread-safe queue of ``(target, message)`` drained in the reactor thread: the facade's ``Handoff``."""
 
     def __init__(
         self,

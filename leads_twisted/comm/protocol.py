@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from typing import Protocol as Interface
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener, IPushProducer, ISSLTransport
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
@@ -10,14 +11,67 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
-from leads_twisted.comm.framing import DISCONNECT
+from leads_twisted.comm.connection import Connection
+from leads_twisted.comm.framing import DISCONNECT, Decoder
+from leads_twisted.comm.length_framing import LengthDecoder
+from leads_twisted.comm.link_policy import LinkPolicy
 from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
 from leads_twisted.comm.rate_limit import ReadRateLimit
 
-if TYPE_CHECKING:
-    from leads_twisted.comm.connection import Connection
-    from leads_twisted.comm.server import Server
-    from leads_twisted.comm.service import Service
+
+class ProtocolHost(Interface):
+    """What a ``LeadsProtocol`` needs from the hub that owns its link: the hub's side of the seam."""
+
+    @property
+    def policy(self) -> LinkPolicy:
+        """What the link obeys (framing, timeouts, ``max_rate``)."""
+
+    @property
+    def reactor(self) -> Any:
+        """The clock for timeouts and the rate limit."""
+
+    #: Told what each link holds of an unfinished incoming message; None: no bound.
+    memory_budget: MemoryBudget | None
+
+    def link_opening(self, protocol: LeadsProtocol) -> None:
+        """The transport connected; the link waits for its TLS handshake."""
+
+    def waits_for_acceptance(self) -> bool:
+        """Whether a TLS 1.3 link waits for the server's first record before it is up (a client)."""
+
+    def link_made(self, protocol: LeadsProtocol) -> Connection:
+        """The link is up: return its ``Connection``."""
+
+    def link_failed(self, protocol: LeadsProtocol, reason: Failure) -> None:
+        """The transport ended before the link was up."""
+
+    def link_received(self, connection: Connection, decoder: Decoder | LengthDecoder, data: bytes) -> int:
+        """Bytes from the peer: return how many messages they completed."""
+
+    def link_broke_rules(self, connection: Connection, error: Exception) -> None:
+        """Drop the link for breaking a rule (here: the memory budget)."""
+
+    def peer_done_sending(self, connection: Connection) -> None:
+        """The peer shut its side."""
+
+    def link_idle(self, connection: Connection, seconds: float) -> None:
+        """Nothing came from the peer for ``seconds``."""
+
+    def link_lost(self, connection: Connection, reason: Failure) -> None:
+        """The link has ended."""
+
+    def link_fell_behind(self, connection: Connection) -> None:
+        """The transport's buffer for the peer is over its limit."""
+
+    def link_caught_up(self, connection: Connection) -> None:
+        """The transport's buffer for the peer is back under its limit."""
+
+
+class AdmissionHost(ProtocolHost, Interface):
+    """What a server's factory needs besides: whether a new peer may join."""
+
+    def admission(self, address: Any) -> str | None:
+        """Why a peer at ``address`` may not join (``"allow"``, ``"closing"``, ``"max_connections"``), or None."""
 
 
 @implementer(IPushProducer, IHandshakeListener, IHalfCloseableProtocol)
@@ -36,12 +90,12 @@ class LeadsProtocol(Protocol, TimeoutMixin):
     ``max_rate``, pauses reading from a peer that sends more messages per second than that.
     """
 
-    def __init__(self, service: Service) -> None:
-        self.service: Service = service
-        policy = service._policy
+    def __init__(self, service: ProtocolHost) -> None:
+        self.service: ProtocolHost = service
+        policy = service.policy
         self.decoder = policy.decoder()
         self.connection: Connection | None = None
-        reactor = service._reactor
+        reactor = service.reactor
         # TimeoutMixin's clock, given the way Twisted documents: an attribute in place of its method.
         self.callLater = reactor.callLater  # type: ignore[method-assign]
         self._idle_timeout: float | None = policy.idle_timeout
@@ -72,7 +126,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         transport.registerProducer(self, True)
         _pass_half_closes_through(transport, self)
         if over_tls:
-            self.opened_at = self.service._reactor.seconds()
+            self.opened_at = self.service.reactor.seconds()
             self.service.link_opening(self)
             self.setTimeout(self._handshake_timeout)
             return
@@ -131,7 +185,10 @@ class LeadsProtocol(Protocol, TimeoutMixin):
             self._accepted()  # application data from the server: it accepted this client
         if self._idle_timeout is not None:
             self.resetTimeout()
-        count = self.service._receive(self.connection, self.decoder, data)
+        connection = self.connection
+        if connection is None:
+            return  # a TLS 1.3 client refused by its server: the link is ending and was never up
+        count = self.service.link_received(connection, self.decoder, data)
         budget = self._budget
         if budget is not None:
             held = self.decoder.buffered
@@ -201,11 +258,11 @@ class LeadsProtocol(Protocol, TimeoutMixin):
 
     def pauseProducing(self) -> None:
         if self.connection is not None:
-            self.service._peer_is_slow(self.connection, True)
+            self.service.link_fell_behind(self.connection)
 
     def resumeProducing(self) -> None:
         if self.connection is not None:
-            self.service._peer_is_slow(self.connection, False)
+            self.service.link_caught_up(self.connection)
 
     def stopProducing(self) -> None:
         """The transport is going away; ``connectionLost`` reports it."""
@@ -253,8 +310,8 @@ class LeadsServerFactory(Factory):
 
     noisy = False
 
-    def __init__(self, service: Server) -> None:
-        self.service: Server = service
+    def __init__(self, service: AdmissionHost) -> None:
+        self.service: AdmissionHost = service
 
     def buildProtocol(self, addr: Any) -> Protocol | None:
         """A protocol for the new link; none for a peer outside ``allow`` (the socket is closed at once); or,
@@ -265,7 +322,7 @@ class LeadsServerFactory(Factory):
             return LeadsProtocol(self.service)
         if refusal == "allow":
             return None
-        return RefusingProtocol(self.service._encoder.frame(DISCONNECT))
+        return RefusingProtocol(self.service.policy.encoder.frame(DISCONNECT))
 
 
 class LeadsClientFactory(ClientFactory):
@@ -273,8 +330,8 @@ class LeadsClientFactory(ClientFactory):
 
     noisy = False
 
-    def __init__(self, service: Service) -> None:
-        self.service: Service = service
+    def __init__(self, service: ProtocolHost) -> None:
+        self.service: ProtocolHost = service
 
     def buildProtocol(self, addr: Any) -> LeadsProtocol:
         return LeadsProtocol(self.service)

@@ -55,3 +55,7 @@ class WriteBatch:
                 link.flush_held()
             except Exception:
                 _log.failure("writing out held messages failed")
+
+
+#: The batch of the process's reactor, which every hub on it shares unless it is given another.
+shared_write_batch: WriteBatch = WriteBatch()

@@ -27,7 +27,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from leads_twisted.comm import Server
-from leads_twisted.comm.service import State
+from leads_twisted.comm.hub import State
 from leads_twisted.daemon.service import describe_address
 
 _log = Logger(namespace="leads_twisted.daemon")

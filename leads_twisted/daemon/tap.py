@@ -20,7 +20,7 @@ from leads_twisted.comm.errors import endpoint_mistake
 from leads_twisted.comm.framing import check_separator
 from leads_twisted.comm.link_policy import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_BUFFERED
 from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY
-from leads_twisted.comm.server import parse_allow
+from leads_twisted.comm.server_hub import parse_allow
 from leads_twisted.comm.tls import TLSOptions, TLSSelfCheckFailed
 from leads_twisted.daemon.bridge import with_bridge
 from leads_twisted.daemon.config import file_arguments, given_on_command_line

@@ -20,8 +20,8 @@ from zope.interface import implementer
 
 from leads_twisted.comm import ConnectionBase, LinkEnd, SlowPeer
 from leads_twisted.comm.direct_write import direct_socket, write_out
+from leads_twisted.comm.hub import State
 from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
-from leads_twisted.comm.service import State
 
 if TYPE_CHECKING:
     from twisted.web.server import Request

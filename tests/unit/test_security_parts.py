@@ -13,7 +13,7 @@ from leads_twisted.comm.link_policy import LinkPolicy
 from leads_twisted.comm.log_guard import RateLimitedWarnings, escape
 from leads_twisted.comm.memory_budget import MemoryBudget, check_max_memory
 from leads_twisted.comm.rate_limit import ReadRateLimit
-from leads_twisted.comm.server import _allowed, _loopback_only, describe_address, parse_allow
+from leads_twisted.comm.server_hub import _allowed, _loopback_only, describe_address, parse_allow
 
 
 class Holder:
