@@ -1,0 +1,73 @@
+"""``ReactorHandoff``, a hub's own way across threads: order, closes, refusals, and no lost wake-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from leads_twisted.comm.handoff import ReactorHandoff
+
+
+class Target:
+    """Records what the handoff delivers, as the reactor thread would see it."""
+
+    def __init__(self, log: list[object], name: str) -> None:
+        self.log = log
+        self.name = name
+
+    def write_messages(self, messages: list[bytes]) -> None:
+        self.log.extend((self.name, m) for m in messages)
+
+    def close_now(self) -> None:
+        self.log.append((self.name, "close"))
+
+
+def handoff() -> tuple[ReactorHandoff, list[Callable[[], None]]]:
+    calls: list[Callable[[], None]] = []
+    return ReactorHandoff(calls.append), calls
+
+
+def test_everything_handed_over_is_delivered_in_order_by_the_first_call_that_runs() -> None:
+    carrier, calls = handoff()
+    log: list[object] = []
+    a, b = Target(log, "a"), Target(log, "b")
+    carrier.put(a, b"1")
+    carrier.put(b, b"2")
+    carrier.put_close(a)
+    carrier.put(b, b"3")
+    assert log == [] and len(calls) == 4  # nothing runs outside the reactor thread
+    calls[0]()
+    assert log == [("a", b"1"), ("b", b"2"), ("a", "close"), ("b", b"3")]
+    for call in calls[1:]:
+        call()  # the later wake-ups find nothing left
+    assert len(log) == 4
+
+
+def test_a_refusal_raises_for_every_later_send_until_accepted() -> None:
+    carrier, _calls = handoff()
+    log: list[object] = []
+    target = Target(log, "t")
+    carrier.put_close(target, refuse="the client is closed")
+    assert carrier.refusing()
+    with pytest.raises(OSError, match="the client is closed"):
+        carrier.put(target, b"late")
+    carrier.accept()
+    carrier.put(target, b"again")
+    carrier.flush()
+    assert log == [("t", "close"), ("t", b"again")]
+
+
+def test_a_wake_up_that_failed_is_made_up_for_by_flush() -> None:
+    """A ``KeyboardInterrupt`` landing in ``callFromThread`` leaves the message waiting, not lost: the next
+    wake-up, or the hub's own ``flush`` before a link closes, delivers it."""
+    log: list[object] = []
+
+    def interrupted(_: Callable[[], None]) -> None:
+        raise KeyboardInterrupt
+
+    carrier = ReactorHandoff(interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        carrier.put(Target(log, "t"), b"kept")
+    carrier.flush()
+    assert log == [("t", b"kept")]
