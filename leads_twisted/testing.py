@@ -13,7 +13,8 @@
         net.flush()
         assert net.client_seen.kinds()[-1] == "disconnect"
 
-The services are the real ``Server`` and ``Client``, with their protocol, framing and closing; only the world
+The services are the real hubs of a server and a client (``ServerHub``, ``ClientHub``: what ``Server`` and
+``Client`` are without their thread facade), with their protocol, framing and closing; only the world
 around them is simulated: a ``MemoryReactorClock`` stands in for the reactor, and Twisted's in-memory
 transports (``twisted.test.iosim``) for the sockets. Everything runs in the calling thread, so no test needs
 threads or a running reactor, and nothing happens until ``flush()`` moves the bytes or ``advance()`` the
@@ -36,11 +37,11 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import FakeTransport, IOPump, connect
 
 from leads_twisted.comm.callback import Callback
-from leads_twisted.comm.client import Client
+from leads_twisted.comm.client_hub import ClientHub
 from leads_twisted.comm.connection import ConnectionBase
 from leads_twisted.comm.hub import State
 from leads_twisted.comm.reactor_thread import ReactorRunner
-from leads_twisted.comm.server import Server
+from leads_twisted.comm.server_hub import ServerHub
 from leads_twisted.comm.views import LinkView, ServiceView
 
 __all__ = ["MemoryNetwork", "MemoryRunner", "Recorder", "connect_in_memory"]
@@ -197,17 +198,16 @@ class MemoryNetwork:
 
     def __init__(self, server_callback: Callback | None = None, *, port: int = 16900, **server_options: Any) -> None:
         self.clock: MemoryReactorClock = MemoryReactorClock()
-        self.runner: MemoryRunner = MemoryRunner(self.clock)
         self.server_seen: Recorder = Recorder()
-        self.server: Server = Server(port, server_callback, runner=self.runner, **server_options)
+        self.server: ServerHub = ServerHub(port, server_callback, reactor=self.clock, **server_options)
         self.server.set_callback(self.server_seen)
         self._wires: list[_Wire] = []
-        self._clients: list[tuple[Client, Recorder]] = []
+        self._clients: list[tuple[ClientHub, Recorder]] = []
         self._next_port = 50000
         _outcome(self.server.start_in_reactor(), "the server")
 
     @property
-    def client(self) -> Client:
+    def client(self) -> ClientHub:
         """The first client added."""
         return self._first()[0]
 
@@ -216,7 +216,7 @@ class MemoryNetwork:
         """What the first client's callback was told."""
         return self._first()[1]
 
-    def add_client(self, callback: Callback | None = None, **client_options: Any) -> tuple[Client, Recorder]:
+    def add_client(self, callback: Callback | None = None, **client_options: Any) -> tuple[ClientHub, Recorder]:
         """Start one more client of the server with ``callback``, connect it, and return it with its recorder.
 
         Raises the client's start-up error (``ConnectionRefusedError`` once the server is closed), unless
@@ -225,7 +225,7 @@ class MemoryNetwork:
         seen = Recorder()
         port = self.server.port()
         endpoint = TCP4ClientEndpoint(self.clock, _LOOPBACK, port)
-        client = Client(port, callback, runner=self.runner, endpoint=endpoint, **client_options)
+        client = ClientHub(port, callback, reactor=self.clock, endpoint=endpoint, **client_options)
         client.set_callback(seen)
         self._clients.append((client, seen))
         started = client.start_in_reactor(_LOOPBACK)
@@ -257,12 +257,12 @@ class MemoryNetwork:
         self.clock.advance(seconds)
         self.flush()
 
-    def drop(self, client: Client | None = None) -> None:
+    def drop(self, client: ClientHub | None = None) -> None:
         """Break the link of ``client`` (the first client by default) without a goodbye, as a pulled cable
         would: the bytes in flight are lost, and both sides hear of it at the next ``flush()``."""
         self._wire_of(client).cut()
 
-    def server_connection(self, client: Client | None = None) -> ConnectionBase:
+    def server_connection(self, client: ClientHub | None = None) -> ConnectionBase:
         """The server's connection to ``client`` (the first client by default), to send to it alone."""
         wire = self._wire_of(client)
         for connection in self.server.connections():
@@ -277,12 +277,12 @@ class MemoryNetwork:
         self.server.close()
         self.flush()
 
-    def _first(self) -> tuple[Client, Recorder]:
+    def _first(self) -> tuple[ClientHub, Recorder]:
         if not self._clients:
             raise LookupError("no client yet; add one with add_client()")
         return self._clients[0]
 
-    def _wire_of(self, client: Client | None) -> _Wire:
+    def _wire_of(self, client: ClientHub | None) -> _Wire:
         client = client if client is not None else self.client
         connection = client.connection()
         transport = getattr(connection, "_transport", None)

@@ -31,7 +31,7 @@ from leads_twisted.bridge.probe import probe
 from leads_twisted.bridge.publish_batch import PublishEncoder
 from leads_twisted.bridge.settings import BrokerAddress, check_topic_root, check_vehicle, parse_broker_url
 from leads_twisted.bridge.up_queue import DEFAULT_QUEUE_BYTES, UpQueue
-from leads_twisted.comm import Backoff, LinkView, Observer, Server, ServiceView
+from leads_twisted.comm import Backoff, LinkView, Observer, ServerHub, ServiceView
 
 _log = Logger(namespace="leads_twisted.bridge")
 
@@ -50,7 +50,7 @@ STOP_TIMEOUT: float = 2.0
 class _Watcher(Observer):
     """The bridge's ear on one server: every message a local client sends, nothing else."""
 
-    def __init__(self, server: Server, bridge: MQTTBridge) -> None:
+    def __init__(self, server: ServerHub, bridge: MQTTBridge) -> None:
         self._server = server
         self._bridge = bridge
 
@@ -70,7 +70,7 @@ class MQTTBridge:
 
     def __init__(
         self,
-        server: Server,
+        server: ServerHub,
         url: str,
         vehicle: str,
         *,

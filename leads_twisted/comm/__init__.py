@@ -9,13 +9,17 @@ from __future__ import annotations
 from leads_twisted.comm import client, prototype, server
 from leads_twisted.comm.callback import Callback, CallbackChain
 from leads_twisted.comm.client import Client, create_client, start_client
+from leads_twisted.comm.client_hub import ClientHub
 from leads_twisted.comm.connection import CloseCut, Connection, ConnectionBase, SlowPeer
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, DISCONNECT, MessageTooLong
+from leads_twisted.comm.handoff import Handoff, ReactorHandoff
+from leads_twisted.comm.hub import Hub
 from leads_twisted.comm.link_policy import Backoff
 from leads_twisted.comm.observer import LinkEnd, Observer
 from leads_twisted.comm.prototype import Entity, my_ip_addresses
 from leads_twisted.comm.reactor_thread import ReactorThreadError
 from leads_twisted.comm.server import Server, create_server, start_server
+from leads_twisted.comm.server_hub import ServerHub
 from leads_twisted.comm.service import Service
 from leads_twisted.comm.stats import LinkStats, ServiceStats, Stats
 from leads_twisted.comm.tls import TLSOptions
@@ -29,17 +33,22 @@ __all__ = [
     "Callback",
     "CallbackChain",
     "Client",
+    "ClientHub",
     "CloseCut",
     "Connection",
     "ConnectionBase",
     "Entity",
+    "Handoff",
+    "Hub",
     "LinkEnd",
     "LinkStats",
     "LinkView",
     "MessageTooLong",
     "Observer",
+    "ReactorHandoff",
     "ReactorThreadError",
     "Server",
+    "ServerHub",
     "Service",
     "ServiceStats",
     "ServiceView",

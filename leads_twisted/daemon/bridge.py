@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
 
-from leads_twisted.comm import Server
+from leads_twisted.comm import ServerHub
 
 #: The options that mean nothing without ``--bridge``.
 BRIDGE_ONLY = ("vehicle", "bridge-topic", "bridge-credentials", "bridge-ca", "bridge-certificate", "bridge-key")
@@ -43,7 +43,7 @@ class BridgeService(Service):
         return BridgeCollector(self.bridge)
 
 
-def with_bridge(options: Mapping[str, Any], service: IService, server: Server, reactor: Any) -> IService:
+def with_bridge(options: Mapping[str, Any], service: IService, server: ServerHub, reactor: Any) -> IService:
     """``service`` alone without ``--bridge``; with it, ``service`` and the bridge, stopped bridge first."""
     if not options.get("bridge"):
         given = [f"--{name}" for name in BRIDGE_ONLY if options.get(name) is not None]

@@ -10,7 +10,7 @@ import contextlib
 
 from twisted.logger import Logger
 
-from leads_twisted.comm import Callback, ConnectionBase, LinkView, Server, ServiceView
+from leads_twisted.comm import Callback, ConnectionBase, LinkView, ServerHub, ServiceView
 from leads_twisted.comm.log_guard import RateLimitedWarnings, already_logged, escape, peer_of
 
 _log = Logger(namespace="leads_twisted.daemon")
@@ -58,7 +58,7 @@ class Relay(Mode):
     name = "relay"
 
     def on_receive(self, service: ServiceView, msg: bytes) -> None:
-        if msg and isinstance(service, Server):
+        if msg and isinstance(service, ServerHub):
             service.broadcast(msg, exclude=service.sender())
 
 
@@ -142,4 +142,4 @@ class Chained(Callback):
 
 
 def _count(service: ServiceView) -> int:
-    return service.num_connections() if isinstance(service, Server) else 1
+    return service.num_connections() if isinstance(service, ServerHub) else 1

@@ -26,7 +26,7 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from leads_twisted.comm import Server
+from leads_twisted.comm import ServerHub
 from leads_twisted.comm.hub import State
 from leads_twisted.daemon.service import describe_address
 
@@ -88,7 +88,7 @@ class Pulse(TwistedService):
         return None
 
 
-def health(server: Server, pulse: Pulse) -> str | None:
+def health(server: ServerHub, pulse: Pulse) -> str | None:
     """Why the daemon is not healthy, or None: a listener down, the server not running, or the reactor held."""
     if server.state is not State.RUNNING:
         return f"the server is {server.state.value}"
@@ -104,7 +104,7 @@ def health(server: Server, pulse: Pulse) -> str | None:
 class Collector:
     """A ``prometheus_client`` collector: the server's counters as metric families, read at each scrape."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerHub) -> None:
         self._server = server
 
     def collect(self) -> Iterator[Any]:
@@ -168,7 +168,7 @@ class Health(Resource):
 
     isLeaf = True
 
-    def __init__(self, server: Server, pulse: Pulse) -> None:
+    def __init__(self, server: ServerHub, pulse: Pulse) -> None:
         super().__init__()
         self._server = server
         self._pulse = pulse
@@ -187,7 +187,7 @@ class Connections(Resource):
 
     isLeaf = True
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerHub) -> None:
         super().__init__()
         self._server = server
 
@@ -204,7 +204,7 @@ class Connections(Resource):
         return json.dumps(body, indent=1).encode() + b"\n"
 
 
-def registry_for(server: Server, collectors: Iterable[Any] = ()) -> Any:
+def registry_for(server: ServerHub, collectors: Iterable[Any] = ()) -> Any:
     """A registry of the server's counters, ``collectors`` (the daemon's other parts) and the process collector;
     raises ``MonitorUnavailable``."""
     try:
@@ -229,7 +229,7 @@ class QuietSite(Site):
         """Log nothing per request."""
 
 
-def site_for(server: Server, pulse: Pulse, collectors: Iterable[Any] = ()) -> Site:
+def site_for(server: ServerHub, pulse: Pulse, collectors: Iterable[Any] = ()) -> Site:
     """The monitor's web site: ``/metrics``, ``/healthz``, ``/connz``."""
     root = Resource()
     root.putChild(b"metrics", Metrics(registry_for(server, collectors)))
@@ -268,7 +268,7 @@ class Listener(TwistedService):
 
 
 def monitor_service(
-    server: Server, reactor: Any, endpoint: Any, description: str, collectors: Iterable[Any] = ()
+    server: ServerHub, reactor: Any, endpoint: Any, description: str, collectors: Iterable[Any] = ()
 ) -> TwistedService:
     """The monitor as a twistd service: listens on ``endpoint`` when the daemon starts, beats the pulse.
     ``collectors`` add the metrics of the daemon's other parts (``collectors_in``).

@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 import leads_twisted
 import twisted
-from leads_twisted.comm import Server
+from leads_twisted.comm import ServerHub
 from leads_twisted.daemon.readiness import Notifier
 from leads_twisted.daemon.watchdog import StatusRefresh, Watchdog, watchdog_interval
 
@@ -38,7 +38,7 @@ def log_version() -> None:
 
 
 def with_operator_parts(
-    comm: IService, server: Server, reactor: Any, options: Any, notifier: Notifier, mode: str
+    comm: IService, server: ServerHub, reactor: Any, options: Any, notifier: Notifier, mode: str
 ) -> IService:
     """``comm`` alone, or with the monitor, the watchdog and the status refresh beside it, as asked.
 

@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from leads_twisted.comm import Server
+from leads_twisted.comm import ServerHub
 from leads_twisted.daemon.descriptors import raise_descriptor_limit
 from leads_twisted.daemon.readiness import Notifier
 
@@ -49,14 +49,14 @@ class CommService(Service):
 
     def __init__(
         self,
-        server: Server,
+        server: ServerHub,
         reactor: Any,
         notifier: Notifier,
         mode: str,
         foreground: bool = True,
         stop_within: float | None = None,
     ) -> None:
-        self.server: Server = server
+        self.server: ServerHub = server
         self._stop_within: float | None = stop_within
         self._reactor: Any = reactor
         self._notifier: Notifier = notifier
@@ -77,7 +77,7 @@ class CommService(Service):
             self._listen(logging_started=False)
 
     def _listen(self, logging_started: bool) -> None:
-        """Open every listener; the server's runner takes this thread for the reactor's (see ``HostRunner``)."""
+        """Open every listener, in this thread: the one that runs the reactor (twistd's or twist's main thread)."""
         self._listen_begun = True
         raise_descriptor_limit(self._reactor)
         self._starting = True

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from twisted.application.service import IService
 from twisted.python import usage
 
-from leads_twisted.comm import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, Callback, Server
+from leads_twisted.comm import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, Callback, ServerHub
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.errors import endpoint_mistake
 from leads_twisted.comm.framing import check_separator
@@ -24,7 +24,6 @@ from leads_twisted.comm.server_hub import parse_allow
 from leads_twisted.comm.tls import TLSOptions, TLSSelfCheckFailed
 from leads_twisted.daemon.bridge import with_bridge
 from leads_twisted.daemon.config import file_arguments, given_on_command_line
-from leads_twisted.daemon.host_runner import HostRunner
 from leads_twisted.daemon.loader import CallbackNotLoaded, load_callback_class, make_callback
 from leads_twisted.daemon.modes import MODES, Chained
 from leads_twisted.daemon.operators import (
@@ -327,7 +326,7 @@ class Options(usage.Options):
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:
-    """The service twistd runs: a ``Server`` with the chosen mode (and callback), wrapped in ``CommService``."""
+    """The service twistd runs: a ``ServerHub`` with the chosen mode (and callback), wrapped in ``CommService``."""
     leave_output_to_host()
     if reactor is None:
         from twisted.internet import reactor
@@ -340,14 +339,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             callbacks.append(make_callback(options["callback"]))
         except CallbackNotLoaded as error:
             _exit(str(error))
-    server = Server(
+    server = ServerHub(
         options["port"],
         Chained(*callbacks) if len(callbacks) > 1 else callbacks[0],
         options["separator"],
         options["max-message"],
         interface=options["interface"],
         endpoint=endpoints or None,
-        runner=HostRunner(reactor),
+        reactor=reactor,
         max_connections=options["max-connections"],
         max_buffered=options["max-buffered"],
         slow_policy=options["slow-policy"],

@@ -17,7 +17,7 @@ from twisted.application.service import Service as TwistedService
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from leads_twisted.comm import Server
+from leads_twisted.comm import ServerHub
 from leads_twisted.daemon.readiness import Notifier
 from leads_twisted.daemon.service import describe_address
 
@@ -78,7 +78,7 @@ class StatusRefresh(TwistedService):
     """Sends ``STATUS=`` every ``STATUS_SECONDS`` with the clients and the rates since the last one."""
 
     def __init__(
-        self, server: Server, notifier: Notifier, clock: Any, mode: str, now: Callable[[], float] = time.monotonic
+        self, server: ServerHub, notifier: Notifier, clock: Any, mode: str, now: Callable[[], float] = time.monotonic
     ) -> None:
         self._server = server
         self._notifier = notifier

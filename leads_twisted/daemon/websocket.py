@@ -8,9 +8,8 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from leads_twisted.comm import Server, TLSOptions
+from leads_twisted.comm import ServerHub, TLSOptions
 from leads_twisted.comm.endpoints import server_endpoint
-from leads_twisted.daemon.host_runner import HostRunner
 
 _log = Logger(namespace="leads_twisted.daemon")
 
@@ -63,7 +62,7 @@ class GateService(Service):
         return self.gate.stop_listening()
 
 
-def with_websocket(options: Any, comm: IService, server: Server, reactor: Any, foreground: bool) -> IService:
+def with_websocket(options: Any, comm: IService, server: ServerHub, reactor: Any, foreground: bool) -> IService:
     """``comm`` alone without ``--websocket``; else ``comm`` and a ``GateService`` for ``server``, in that order."""
     endpoints: list[str] = options.get("websocket", [])
     if not endpoints:
@@ -80,9 +79,7 @@ def with_websocket(options: Any, comm: IService, server: Server, reactor: Any, f
     tls: TLSOptions | None = None
     if options.get("tls-certificate"):
         tls = TLSOptions(options["tls-certificate"], options["tls-key"], options.get("tls-ca"))
-    gate = WebSocketGate(
-        server, endpoints, origins=options.get("websocket-origin", []), tls=tls, runner=HostRunner(reactor)
-    )
+    gate = WebSocketGate(server, endpoints, origins=options.get("websocket-origin", []), tls=tls)
     parent = MultiService()
     comm.setServiceParent(parent)
     GateService(gate, foreground).setServiceParent(parent)

@@ -8,7 +8,7 @@ from typing import Any, cast
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import IListeningPort
 
-from leads_twisted.comm import Server, TLSOptions
+from leads_twisted.comm import ServerHub, TLSOptions
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.reactor_thread import runner as shared_runner
@@ -33,7 +33,7 @@ class WebSocketGate:
 
     def __init__(
         self,
-        server: Server,
+        server: ServerHub,
         endpoint: Any | Sequence[Any],
         *,
         origins: Iterable[str] = (),
@@ -55,8 +55,8 @@ class WebSocketGate:
     def listen(self) -> Deferred[list[IListeningPort]]:
         """In the reactor thread: listen on every endpoint; fires with the ports, or fails (and listens on
         none) if one cannot listen."""
-        reactor = self._runner.reactor
-        site = self._site = make_site(self._server, self._runner, self._origins, self._page)
+        reactor = self._server.reactor
+        site = self._site = make_site(self._server, self._origins, self._page)
         factory: Any = site
         if self._tls is not None:
             from twisted.protocols.tls import TLSMemoryBIOFactory

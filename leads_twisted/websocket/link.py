@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from twisted.web.server import Request
     from twisted.web.websocket import WebSocketTransport
 
-    from leads_twisted.comm import Server
+    from leads_twisted.comm import ServerHub
     from leads_twisted.comm.write_batch import WriteBatch
     from leads_twisted.websocket.frames import FrameCache
     from leads_twisted.websocket.site import MeteredChannel
@@ -55,7 +55,7 @@ class WebSocketLink(ConnectionBase):
 
     def __init__(
         self,
-        server: Server,
+        server: ServerHub,
         request: Request,
         channel: MeteredChannel,
         cache: FrameCache,

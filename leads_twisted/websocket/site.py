@@ -15,9 +15,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketResource
 
-from leads_twisted.comm import MessageTooLong, Server
+from leads_twisted.comm import MessageTooLong, ServerHub
 from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
-from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.websocket.frames import FrameCache, FrameMeter
 from leads_twisted.websocket.link import WebSocketLink
 
@@ -139,11 +138,11 @@ class StreamResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, server: Server, origins: OriginCheck, runner: ReactorRunner) -> None:
+    def __init__(self, server: ServerHub, origins: OriginCheck) -> None:
         super().__init__()
         self._server = server
-        self._in_reactor_thread = runner.in_reactor_thread
-        self._batch = runner.write_batch
+        self._in_reactor_thread = server.in_reactor_thread
+        self._batch = server.write_batch
         self._origins = origins
         self._cache = FrameCache()
         self._upgrade = WebSocketResource(self)
@@ -183,9 +182,9 @@ class StaticFile(Resource):
 class Root(Resource):
     """``/`` is the page; its files and the stream hang below it."""
 
-    def __init__(self, server: Server, origins: OriginCheck, runner: ReactorRunner, page: bool = True) -> None:
+    def __init__(self, server: ServerHub, origins: OriginCheck, page: bool = True) -> None:
         super().__init__()
-        self.putChild(STREAM_PATH, StreamResource(server, origins, runner))
+        self.putChild(STREAM_PATH, StreamResource(server, origins))
         self._page = page
         if page:
             self._index = StaticFile("index.html")
@@ -199,9 +198,9 @@ class Root(Resource):
         return child
 
 
-def make_site(server: Server, runner: ReactorRunner, origins: Iterable[str] = (), page: bool = True) -> WebSocketSite:
-    """The factory to listen with: the page (unless ``page`` is False) and the stream of ``server``, whose
-    reactor is ``runner``'s."""
-    site = Site(Root(server, OriginCheck(origins), runner, page))
+def make_site(server: ServerHub, origins: Iterable[str] = (), page: bool = True) -> WebSocketSite:
+    """The factory to listen with: the page (unless ``page`` is False) and the stream of ``server``, on its
+    reactor."""
+    site = Site(Root(server, OriginCheck(origins), page))
     site.displayTracebacks = False
-    return WebSocketSite(site, runner.reactor)
+    return WebSocketSite(site, server.reactor)
