@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from leads_twisted.cli.main import CommandError
+from leads_twisted.cli.errors import CommandError
 
 
 def _crypto() -> Any:

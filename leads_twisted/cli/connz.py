@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from leads_twisted.cli.main import CommandError
+from leads_twisted.cli.errors import CommandError
 
 COLUMNS = ("peer", "transport", "up", "msgs in", "bytes in", "msgs out", "bytes out", "buffered", "dropped")
 

@@ -8,14 +8,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from leads_twisted.cli.errors import CommandError
 from leads_twisted.comm.framing import DEFAULT_SEPARATOR
 from leads_twisted.daemon.operators import version_line
 
 DEFAULT_PORT = 16900
-
-
-class CommandError(Exception):
-    """Bad input or an unreachable peer: one line for the user, status 1."""
 
 
 class Parser(argparse.ArgumentParser):

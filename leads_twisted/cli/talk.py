@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, BinaryIO
 
-from leads_twisted.cli.main import CommandError
+from leads_twisted.cli.errors import CommandError
 from leads_twisted.comm import Callback, Client, ConnectionBase, ServiceView, TLSOptions
 
 #: Seconds ``send`` gives the daemon to take the last messages before it gives up.

@@ -12,7 +12,8 @@ from leads_twisted.comm import ServerHub, TLSOptions
 from leads_twisted.comm.endpoints import server_endpoint
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.reactor_thread import runner as shared_runner
-from leads_twisted.websocket.site import STREAM_PATH, WebSocketSite, make_site
+from leads_twisted.websocket.channel import WebSocketSite
+from leads_twisted.websocket.site import STREAM_PATH, make_site
 
 #: How long the blocking ``start`` and ``close`` wait for the reactor.
 CALL_TIMEOUT_SECONDS: float = 30.0

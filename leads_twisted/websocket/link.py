@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
     from leads_twisted.comm import ServerHub
     from leads_twisted.comm.write_batch import WriteBatch
+    from leads_twisted.websocket.channel import MeteredChannel
     from leads_twisted.websocket.frames import FrameCache
-    from leads_twisted.websocket.site import MeteredChannel
 
 _log = Logger(namespace="leads_twisted.websocket")
 

@@ -4,20 +4,16 @@ per-connection wrapper that meters frames and carries the link's writes."""
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from twisted.internet.protocol import connectionDone
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
-from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketResource
 
-from leads_twisted.comm import MessageTooLong, ServerHub
-from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
-from leads_twisted.websocket.frames import FrameCache, FrameMeter
+from leads_twisted.comm import ServerHub
+from leads_twisted.websocket.channel import MeteredChannel, WebSocketSite
+from leads_twisted.websocket.frames import FrameCache
 from leads_twisted.websocket.link import WebSocketLink
 
 #: Where the stream is served; the page is at ``/``.
@@ -29,85 +25,6 @@ STATIC_FILES: dict[str, bytes] = {
     "app.js": b"text/javascript; charset=utf-8",
     "style.css": b"text/css; charset=utf-8",
 }
-
-
-class MeteredChannel(ProtocolWrapper):
-    """Stands between one TCP (or TLS) connection and its HTTP channel. Once the connection is a WebSocket,
-    it counts the frames coming in (``FrameMeter``), stops passing bytes on when a message is too long, and
-    tells the server's memory budget what an unfinished message holds."""
-
-    def __init__(self, factory: WebSocketSite, wrapped: Any) -> None:
-        super().__init__(factory, wrapped)
-        self.reactor: Any = factory.reactor
-        self._meter: FrameMeter | None = None
-        self._over: Callable[[Exception], None] | None = None
-        self._limit = 0
-        self._stopped = False
-        self._budget: MemoryBudget | None = None
-        self._held_in = 0
-
-    def meter(self, limit: int, over: Callable[[Exception], None], budget: MemoryBudget | None = None) -> None:
-        """From now on, call ``over(error)`` (once) when a message grows past ``limit`` bytes or ``budget`` has
-        no room for what its unfinished part holds, and drop the bytes that follow."""
-        self._meter, self._over, self._limit, self._budget = FrameMeter(limit), over, limit, budget
-
-    def carries_websocket(self) -> bool:
-        """True once the connection has become a browser's link."""
-        return self._meter is not None
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._stopped:
-            return
-        meter = self._meter
-        within = None if meter is None else meter.feed(data)
-        if within is None:
-            super().dataReceived(data)
-            if meter is not None and self._budget is not None and meter.held != self._held_in:
-                self._held_in = meter.held
-                self._budget.set(self, meter.held)
-            return
-        if within:
-            super().dataReceived(data[:within])  # the messages before the one too long still count
-        self._stop(MessageTooLong(self._limit + 1, self._limit))
-
-    def _stop(self, error: Exception) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._budget is not None:
-            self._budget.release(self)
-        if self._over is not None:
-            self._over(error)
-
-    def drop_for_memory(self, held: int, total: int, limit: int) -> None:
-        """The server's memory budget is over, and this browser's unfinished message is among the biggest."""
-        self._held_in = 0
-        self._stop(
-            MemoryBudgetExceeded(
-                f"{self.getPeer()} held {held} bytes of an unfinished WebSocket message while all peers held "
-                f"{total}, over max_memory ({limit}); dropping it"
-            )
-        )
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._budget is not None:
-            self._budget.release(self)
-        super().connectionLost(reason)
-
-
-class WebSocketSite(WrappingFactory[MeteredChannel]):
-    """The factory for the endpoint: a twisted.web ``Site`` behind ``MeteredChannel``s."""
-
-    protocol = MeteredChannel
-    noisy = False
-
-    def __init__(self, site: Site, reactor: Any) -> None:
-        super().__init__(site)
-        self.reactor = reactor
-
-    def channels(self) -> list[MeteredChannel]:
-        """The connections open now (HTTP or WebSocket)."""
-        return list(self.protocols)
 
 
 class OriginCheck:
