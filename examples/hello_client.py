@@ -1,14 +1,14 @@
 import sys
 import threading
 
-from leads_twisted.comm import Callback, Service, create_client, start_client
+from leads_twisted.comm import Callback, ServiceView, create_client, start_client
 
 port = int(sys.argv[1]) if len(sys.argv) > 1 else 16901
 answered = threading.Event()
 
 
 class Reader(Callback):
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         print("server says:", msg.decode())
         answered.set()
 

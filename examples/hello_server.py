@@ -1,21 +1,21 @@
 import sys
 
 from leads_twisted import L
-from leads_twisted.comm import Callback, ConnectionBase, Service, create_server, start_server
+from leads_twisted.comm import Callback, ConnectionBase, ServiceView, create_server, start_server
 
 
 class Greeter(Callback):
-    def on_initialize(self, service: Service) -> None:
+    def on_initialize(self, service: ServiceView) -> None:
         L.info("listening on port", str(service.port()))
 
-    def on_connect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_connect(self, service: ServiceView, connection: ConnectionBase) -> None:
         L.info("connected:", str(connection))
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         L.info("received:", msg.decode())
         service.reply(b"got " + msg)  # to the client this message came from, and no other
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         L.info("disconnected:", str(connection))
 
 

@@ -11,7 +11,7 @@ import argparse
 import contextlib
 import threading
 
-from leads_twisted.comm import Callback, ConnectionBase, Service, create_client, start_client
+from leads_twisted.comm import Callback, ConnectionBase, ServiceView, create_client, start_client
 
 
 class Dashboard(Callback):
@@ -23,10 +23,10 @@ class Dashboard(Callback):
         self.seen = 0
         self.done = threading.Event()
 
-    def on_connect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_connect(self, service: ServiceView, connection: ConnectionBase) -> None:
         print(f"pit: connected to {connection}", flush=True)
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         if not msg.startswith(b"seq="):
             print(f"pit: car says {msg.decode()}", flush=True)
             return
@@ -40,7 +40,7 @@ class Dashboard(Callback):
         if self.count is not None and self.seen >= self.count:
             self.done.set()
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         print("pit: link ended (it comes back by itself unless we closed it)", flush=True)
 
 

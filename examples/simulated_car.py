@@ -17,7 +17,7 @@ import threading
 import time
 
 from leads_twisted import L
-from leads_twisted.comm import Callback, ConnectionBase, Server, Service, create_server, start_server
+from leads_twisted.comm import Callback, ConnectionBase, Server, ServiceView, create_server, start_server
 
 RATE_HZ = 50
 
@@ -25,17 +25,17 @@ RATE_HZ = 50
 class CarComputer(Callback):
     """Greets pit clients and answers their requests; never blocks."""
 
-    def on_initialize(self, service: Service) -> None:
+    def on_initialize(self, service: ServiceView) -> None:
         print(f"car: listening on port {service.port()}", flush=True)
 
-    def on_connect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_connect(self, service: ServiceView, connection: ConnectionBase) -> None:
         L.info("pit client connected:", str(connection))
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         if msg == b"pit":
             service.reply(b"ack:pit")
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         L.info("pit client left:", str(connection))
 
 

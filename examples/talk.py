@@ -11,7 +11,7 @@ import argparse
 import sys
 import threading
 
-from leads_twisted.comm import Callback, ConnectionBase, Service, create_client, start_client
+from leads_twisted.comm import Callback, ConnectionBase, ServiceView, create_client, start_client
 
 
 class Printer(Callback):
@@ -21,13 +21,13 @@ class Printer(Callback):
         super().__init__()
         self.ended = threading.Event()
 
-    def on_connect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_connect(self, service: ServiceView, connection: ConnectionBase) -> None:
         print(f"connected to {connection}; type a message and press Enter", flush=True)
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         print(f"< {msg.decode(errors='replace')}", flush=True)
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         print("the server closed the link", flush=True)
         self.ended.set()
 

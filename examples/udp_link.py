@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python.threadable import isInIOThread
 
-from leads_twisted.comm import DISCONNECT, ConnectionBase, Service
+from leads_twisted.comm import DISCONNECT, ConnectionBase, Hub
 
 Address = tuple[str, int]
 
@@ -47,7 +47,7 @@ class DatagramConnection(ConnectionBase):
 class DatagramPort(DatagramProtocol):
     """The UDP port of a service: it makes a connection per peer and reports each to the service."""
 
-    def __init__(self, service: Service, reactor: Any, only_peer: Address | None = None) -> None:
+    def __init__(self, service: Hub, reactor: Any, only_peer: Address | None = None) -> None:
         self.service, self.reactor, self.only_peer = service, reactor, only_peer
         self.links: dict[Address, DatagramConnection] = {}
 

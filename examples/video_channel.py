@@ -18,7 +18,7 @@ import hashlib
 import threading
 import time
 
-from leads_twisted.comm import Callback, Service, create_client, create_server, start_client, start_server
+from leads_twisted.comm import Callback, ServiceView, create_client, create_server, start_client, start_server
 
 SEPARATOR = b"end;"
 WIDTH, HEIGHT = 160, 120
@@ -45,10 +45,10 @@ class Camera(Callback):
         super().__init__()
         self.watched = threading.Event()
 
-    def on_initialize(self, service: Service) -> None:
+    def on_initialize(self, service: ServiceView) -> None:
         print(f"video: sending on port {service.port()}", flush=True)
 
-    def on_connect(self, service: Service, connection: object) -> None:
+    def on_connect(self, service: ServiceView, connection: object) -> None:
         self.watched.set()
 
 
@@ -59,14 +59,14 @@ class Screen(Callback):
         super().__init__()
         self.frames, self.seen, self.done = frames, 0, threading.Event()
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         data = base64.b64decode(msg)
         print(f"video: frame {check(data)} ({len(data)} bytes)", flush=True)
         self.seen += 1
         if self.frames is not None and self.seen >= self.frames:
             self.done.set()
 
-    def on_disconnect(self, service: Service, connection: object) -> None:
+    def on_disconnect(self, service: ServiceView, connection: object) -> None:
         self.done.set()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from leads_twisted.comm import Callback, ConnectionBase, Service
+from leads_twisted.comm import Callback, ConnectionBase, ServiceView
 from leads_twisted.comm.link_policy import Backoff
 from leads_twisted.testing import MemoryNetwork, connect_in_memory
 
@@ -18,7 +18,7 @@ class SpeedBoard(Callback):
         super().__init__()
         self.speeds: dict[ConnectionBase, float] = {}
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         kind, _, value = msg.partition(b"=")
         if kind != b"speed":
             service.reply(b"error:" + kind)
@@ -26,7 +26,7 @@ class SpeedBoard(Callback):
         self.speeds[service.sender()] = float(value)
         service.reply(b"ack:" + value)
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         self.speeds.pop(connection, None)
 
 
@@ -38,14 +38,14 @@ class Dashboard(Callback):
         self.acks: list[float] = []
         self.online = False
 
-    def on_connect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_connect(self, service: ServiceView, connection: ConnectionBase) -> None:
         self.online = True
 
-    def on_receive(self, service: Service, msg: bytes) -> None:
+    def on_receive(self, service: ServiceView, msg: bytes) -> None:
         if msg.startswith(b"ack:"):
             self.acks.append(float(msg[4:]))
 
-    def on_disconnect(self, service: Service, connection: ConnectionBase) -> None:
+    def on_disconnect(self, service: ServiceView, connection: ConnectionBase) -> None:
         self.online = False
 
 
@@ -156,7 +156,7 @@ def test_a_full_or_closed_server_turns_clients_away():
 
 def test_a_raising_callback_is_reported_and_the_service_carries_on():
     class Fragile(Callback):
-        def on_receive(self, service: Service, msg: bytes) -> None:
+        def on_receive(self, service: ServiceView, msg: bytes) -> None:
             if msg == b"bad":
                 raise KeyError(msg)
             service.reply(b"ok")
@@ -180,7 +180,7 @@ def test_options_reach_both_sides():
 
 def test_flush_stops_callbacks_that_answer_each_other_forever(monkeypatch):
     class PingPong(Callback):
-        def on_receive(self, service: Service, msg: bytes) -> None:
+        def on_receive(self, service: ServiceView, msg: bytes) -> None:
             service.reply(msg)
 
     monkeypatch.setattr("leads_twisted.testing.MAX_FLUSH_ROUNDS", 50)
