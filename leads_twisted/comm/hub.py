@@ -205,7 +205,7 @@ class Hub(ABC):
         Keep it (or the connection from ``on_connect``) to answer that peer alone later, from any thread.
         """
         sender = self._sender
-        if sender is None or not self.in_reactor_thread():
+        if sender is None or get_ident() != self._reactor_thread:
             raise RuntimeError(
                 "sender() is only known inside on_receive; keep the connection given to on_connect instead"
             )
@@ -527,20 +527,13 @@ class Hub(ABC):
         """Bytes from a link's peer: deliver the messages they complete, or drop a peer breaking the framing
         after delivering what it sent whole before. Returns how many messages the bytes completed.
 
-        What the callbacks send meanwhile is held and written once per link when they are done.
+        What the callbacks send meanwhile is held and written once per link when they are done. With
+        ``slow_callback`` set, the whole chunk is timed, writes included.
         """
         if connection._closing:
             connection.heard_from_peer()
         slow = self._slow
-        if slow is None:
-            return self._receive_chunk(connection, decoder, data)
-        started = slow.clock()
-        try:
-            return self._receive_chunk(connection, decoder, data)
-        finally:
-            slow.finished(started, self._callback, "on_receive", f"a chunk of {len(data)} bytes from {connection}")
-
-    def _receive_chunk(self, connection: Any, decoder: Any, data: bytes) -> int:
+        started = slow.clock() if slow is not None else 0.0
         batch = self._write_batch
         batch.begin()
         try:
@@ -556,6 +549,8 @@ class Hub(ABC):
             return len(messages)
         finally:
             batch.end()
+            if slow is not None:
+                slow.finished(started, self._callback, "on_receive", f"a chunk of {len(data)} bytes from {connection}")
 
     def link_broke_rules(
         self, connection: ConnectionBase, error: Exception, reason: LinkEnd = LinkEnd.OVERSIZE
