@@ -13,7 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from threading import get_ident
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python import threadable
@@ -36,13 +36,43 @@ class ReactorCallTimeout(TimeoutError):
     """A call handed to the reactor thread did not finish in the time it was given."""
 
 
-class ReactorRunner:
-    """Starts the reactor once, in its own thread unless it already runs, and runs calls in it."""
+class ReactorThread(Protocol):
+    """The thread the runner starts for the reactor: what it does with it."""
 
-    def __init__(self, reactor: Any = None) -> None:
+    def start(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+class ThreadFactory(Protocol):
+    """Makes the reactor's thread (``threading.Thread`` by default); it must not start it."""
+
+    def __call__(self, *, target: Callable[[], None], name: str, daemon: bool) -> ReactorThread: ...
+
+
+#: Registers a function to run at interpreter exit (``atexit.register`` by default).
+ExitRegistrar = Callable[[Callable[[], None]], object]
+
+
+class ReactorRunner:
+    """Starts the reactor once, in its own thread unless it already runs, and runs calls in it.
+
+    ``thread_factory`` and ``register_exit`` are where the runner meets the process (its one thread, its one
+    exit hook); tests give their own to drive a runner without a real reactor.
+    """
+
+    def __init__(
+        self,
+        reactor: Any = None,
+        *,
+        thread_factory: ThreadFactory = threading.Thread,
+        register_exit: ExitRegistrar = atexit.register,
+    ) -> None:
         self._given_reactor: Any = reactor
+        self._thread_factory = thread_factory
+        self._register_exit_hook = register_exit
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._thread: ReactorThread | None = None
         self._shutdown_hooks: list[Callable[[], Deferred[Any] | None]] = []
         self._exit_registered = False
         #: Set by the reactor thread when its reactor has stopped (``_run_reactor``).
@@ -78,7 +108,7 @@ class ReactorRunner:
             ensure_output()
             started = threading.Event()
             reactor.callWhenRunning(started.set)
-            thread = threading.Thread(target=self._run_reactor, name="leads_twisted reactor", daemon=True)
+            thread = self._thread_factory(target=self._run_reactor, name="leads_twisted reactor", daemon=True)
             thread.start()
             self._thread = thread
             self._register_exit()
@@ -145,7 +175,7 @@ class ReactorRunner:
     def _register_exit(self) -> None:
         if not self._exit_registered:
             self._exit_registered = True
-            atexit.register(self._shutdown)
+            self._register_exit_hook(self._shutdown)
 
     def _shutdown(self, timeout: float | None = None) -> None:
         """Close what is still open, then stop our reactor thread.
