@@ -68,7 +68,7 @@ class Client(Service, ClientHub):
 
     def _start_timeout(self) -> float:
         """The connect timeout, a TLS handshake's time, and a margin for a slow first reactor start."""
-        return self._connect_timeout + self._policy.handshake_timeout + 5.0
+        return self._target.connect_timeout + self._policy.handshake_timeout + 5.0
 
     def start(self, parallel: bool = False, server_address: str = "127.0.0.1") -> Client:
         """Connect to ``server_address`` (a host name or an IP address); see ``Service.start``.

@@ -73,21 +73,14 @@ class ClientHub(Hub):
         )
         if not isinstance(queue_while_disconnected, int) or queue_while_disconnected < 0:
             raise ValueError(f"queue_while_disconnected must be a number of bytes, not {queue_while_disconnected!r}")
-        self._connect_timeout: float = connect_timeout
-        self._endpoint: Any = endpoint
-        self._reconnect: bool = reconnect
-        self._backoff: Backoff = backoff if backoff is not None else Backoff()
+        self._target = Target(connect_timeout, endpoint, reconnect, backoff if backoff is not None else Backoff(), tls)
+        #: The bound of the disconnected-send queue in bytes (0: no queue); read by every ``send``.
         self._queue_limit: int = queue_while_disconnected
-        self._tls: TLSOptions | None = tls
-        self._address: str | None = None
+        self._held = HeldSends()
         self._connection: Connection | None = None
         self._connecting: Deferred[Any] | None = None
         self._first_link: Deferred[Connection | None] | None = None
         self._retrying: ClientService | None = None
-        self._held_lock = threading.Lock()
-        self._held: list[bytes] = []
-        self._held_bytes: int = 0
-        self._in_transit: int = 0
         #: What the server said when it ended the link with ``disconnect``; every later refusal names it.
         self._server_goodbye: str | None = None
         # Without a disconnected-send queue, the outbox itself refuses sends whenever there is no open link,
@@ -102,9 +95,9 @@ class ClientHub(Hub):
 
     def describe_target(self) -> str:
         """Where this client connects, for messages."""
-        if self._endpoint is not None:
-            return f"endpoint {self._endpoint!r}"
-        return f"{self._address}:{self._port}"
+        if self._target.endpoint is not None:
+            return f"endpoint {self._target.endpoint!r}"
+        return f"{self._target.address}:{self._port}"
 
     def start_in_reactor(self, server_address: str = "127.0.0.1") -> Deferred[Self]:
         """Connect to ``server_address`` (a host name or an IP address), in the reactor thread; fires with the
@@ -118,7 +111,11 @@ class ClientHub(Hub):
 
     def held_messages(self) -> int:
         """How many messages wait for the next connection (with ``queue_while_disconnected``)."""
-        return len(self._held)
+        return len(self._held.messages)
+
+    def held_bytes(self) -> int:
+        """How many bytes those messages hold."""
+        return self._held.size
 
     def send(self, msg: bytes) -> None:
         """Send ``msg`` to the server, from any thread; each thread's messages keep their order.
@@ -153,10 +150,10 @@ class ClientHub(Hub):
             self._check_connected_or_can_hold(msg)
             self._send_or_hold([msg])
             return
-        with self._held_lock:
+        with self._held.lock:
             self._check_connected_or_can_hold(msg)
             # Counted until the reactor takes it, so that sends running ahead of it cannot overfill the queue.
-            self._in_transit += len(msg)
+            self._held.in_transit += len(msg)
         self._handoff.put(self, msg)
 
     def _check_connected_or_can_hold(self, msg: bytes) -> None:
@@ -169,7 +166,7 @@ class ClientHub(Hub):
             raise OSError(self._refusal_once_closed())
         if not self._queue_limit:
             raise OSError(f"the client is not connected to {self.describe_target()}; start it with start_client()")
-        if self._held_bytes + self._in_transit + len(msg) > self._queue_limit:
+        if self._held.size + self._held.in_transit + len(msg) > self._queue_limit:
             raise OSError(
                 f"the client is not connected to {self.describe_target()} and its queue of "
                 f"{self._queue_limit} bytes is full; the message was not accepted"
@@ -180,8 +177,8 @@ class ClientHub(Hub):
     def write_messages(self, messages: list[bytes]) -> None:
         """Messages sent from other threads, reaching the reactor through the outbox."""
         if self._queue_limit:
-            with self._held_lock:
-                self._in_transit -= sum(map(len, messages))
+            with self._held.lock:
+                self._held.in_transit -= sum(map(len, messages))
         self._send_or_hold(messages)
 
     def _send_or_hold(self, messages: list[bytes]) -> None:
@@ -189,34 +186,32 @@ class ClientHub(Hub):
         if connection is not None and not connection.closed():
             connection.write_messages(messages)
         elif self._queue_limit and self._state not in (State.CLOSING, State.CLOSED):
-            with self._held_lock:
-                self._held.extend(messages)
-                self._held_bytes += sum(map(len, messages))
+            self._held.keep(messages)
         else:
             _log.debug("{count} messages dropped: not connected", count=len(messages))
 
     def _endpoint_for(self, server_address: str) -> Any:
-        endpoint = self._endpoint
+        endpoint = self._target.endpoint
         if isinstance(endpoint, str):
             return clientFromString(self.reactor, endpoint)
         if endpoint is not None:
             return endpoint
-        return HostnameEndpoint(self.reactor, server_address, self._port, timeout=self._connect_timeout)
+        return HostnameEndpoint(self.reactor, server_address, self._port, timeout=self._target.connect_timeout)
 
     def _factory_for(self, server_address: str) -> Any:
         """Our factory, wrapped in TLS here rather than in the endpoint so the TLS layer sits right on our
         protocol and tells it when the handshake is done (also under ``ClientService``'s proxy)."""
         factory: Any = LeadsClientFactory(self)
-        if self._tls is not None:
+        if self._target.tls is not None:
             from twisted.protocols.tls import TLSMemoryBIOFactory  # needs the tls extra (pyOpenSSL)
 
-            factory = TLSMemoryBIOFactory(self._tls.client_options(server_address), True, factory)
+            factory = TLSMemoryBIOFactory(self._target.tls.client_options(server_address), True, factory)
         return factory
 
     def _start_in_reactor(self, server_address: str = "127.0.0.1") -> Deferred[Any]:
         """Fires once the first link is up (connected and, over TLS, verified), or fails if it cannot be;
         with reconnect on, a failed first attempt fires it with ``None`` and the retries go on."""
-        self._address = server_address
+        self._target.address = server_address
         self._invoke(self._callback.on_initialize, self)
         if self._state is not State.STARTING:
             return succeed(None)  # closed by on_initialize: connect nowhere
@@ -225,14 +220,16 @@ class ClientHub(Hub):
         # Kept here too: an endpoint that connects at once (a serial port) settles it before connect returns.
         first_link: Deferred[Connection | None] = Deferred()
         self._first_link = first_link
-        if not self._reconnect:
+        if not self._target.reconnect:
             connecting: Deferred[Any] = endpoint.connect(factory)
             # Any endpoint, not only ours, gets the connect timeout: one that never answers must not hang start.
-            connecting.addTimeout(self._connect_timeout, self.reactor)
+            connecting.addTimeout(self._target.connect_timeout, self.reactor)
             self._connecting = connecting
             connecting.addCallbacks(self._attempt_connected, self._first_attempt_failed)
         else:
-            self._retrying = ClientService(endpoint, factory, retryPolicy=self._backoff.policy(), clock=self.reactor)
+            self._retrying = ClientService(
+                endpoint, factory, retryPolicy=self._target.backoff.policy(), clock=self.reactor
+            )
             self._retrying.startService()
             self._retrying.whenConnected(failAfterFailures=1).addErrback(self._first_attempt_failed)
         return first_link
@@ -312,8 +309,7 @@ class ClientHub(Hub):
     def _add_connection(self, connection: Connection) -> None:
         if self._state in (State.STARTING, State.RUNNING):
             self._handoff.accept()
-        with self._held_lock:
-            held, self._held, self._held_bytes = self._held, [], 0
+        held = self._held.take()
         if held:
             # Before the link is published: a thread sending on it once it is must find these ahead of it.
             connection.write_messages(held)
@@ -375,6 +371,50 @@ def _certificate_refusal(error: BaseException | None, target: str) -> Connection
     )
     refused.__cause__ = error if isinstance(error, BaseException) else None
     return refused
+
+
+class Target:
+    """Where and how a client connects: read when it starts and reconnects, never per message."""
+
+    __slots__ = ("address", "backoff", "connect_timeout", "endpoint", "reconnect", "tls")
+
+    def __init__(
+        self, connect_timeout: float, endpoint: Any, reconnect: bool, backoff: Backoff, tls: TLSOptions | None
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.endpoint = endpoint
+        self.reconnect = reconnect
+        self.backoff = backoff
+        self.tls = tls
+        #: The server address given to ``start``, once started.
+        self.address: str | None = None
+
+
+class HeldSends:
+    """What a client with ``queue_while_disconnected`` holds for its next link, and the bytes of sends still on
+    their way to the reactor thread, which count against the same bound. Any thread, under ``lock``."""
+
+    __slots__ = ("in_transit", "lock", "messages", "size")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.messages: list[bytes] = []
+        #: Bytes of ``messages``.
+        self.size = 0
+        #: Bytes sent from other threads that the reactor has not taken yet.
+        self.in_transit = 0
+
+    def keep(self, messages: list[bytes]) -> None:
+        """Hold ``messages`` for the next link (reactor thread)."""
+        with self.lock:
+            self.messages.extend(messages)
+            self.size += sum(map(len, messages))
+
+    def take(self) -> list[bytes]:
+        """Everything held, oldest first, and hold nothing more."""
+        with self.lock:
+            held, self.messages, self.size = self.messages, [], 0
+        return held
 
 
 def check_address(server_address: str) -> str:

@@ -59,6 +59,25 @@ def check_port(port: int) -> int:
     return port
 
 
+class Life:
+    """What a hub keeps of its one life besides its state: used when it starts, closes or is asked for stats,
+    never per message (kept apart so that the hub's per-message attributes stay few and fast to read)."""
+
+    __slots__ = ("caller_gets_start_failure", "cut_timer", "finish_waiters", "lock", "stats")
+
+    def __init__(self) -> None:
+        #: Guards the moves out of NEW, and the first ``stats()``, which any thread may make.
+        self.lock = threading.Lock()
+        #: Cuts the links still draining once ``close_in_reactor(within=...)`` runs out.
+        self.cut_timer: Any = None
+        #: ``close_in_reactor`` Deferreds, fired when the hub has ended.
+        self.finish_waiters: list[Deferred[None]] = []
+        #: The counting observer, once ``stats()`` has been asked for.
+        self.stats: Stats | None = None
+        #: True when a blocking ``start`` raises the start's failure to its caller, who then needs no log line.
+        self.caller_gets_start_failure: bool = False
+
+
 class Hub(ABC):
     """The reactor-thread core of a server or a client: its links, its callback chain, its policy.
 
@@ -100,19 +119,13 @@ class Hub(ABC):
         self._reactor_thread: int | None = None
         self._handoff: Handoff = handoff if handoff is not None else ReactorHandoff(self.call_from_thread)
         self._state: State = State.NEW
-        self._state_lock = threading.Lock()
-        self._cut_timer: Any = None
-        self._finish_waiters: list[Deferred[None]] = []
+        self._life = Life()
         self._sender: ConnectionBase | None = None
         self._opening: set[LeadsProtocol] = set()
         self._observers: Observers = Observers()
-        self._stats: Stats | None = None
         threshold = check_threshold(slow_callback)
         #: Times callbacks when ``slow_callback`` is set; None costs one test per chunk received.
         self._slow: SlowCallbacks | None = SlowCallbacks(threshold) if threshold is not None else None
-
-    #: True when a blocking ``start`` raises the start's failure to its caller, who then needs no log line.
-    _caller_gets_start_failure: bool = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} port={self._port} {self._state.value}>"
@@ -192,11 +205,11 @@ class Hub(ABC):
         Counting begins with the first call, which adds a ``Stats`` observer: call it once before ``start`` to
         count everything. Counting costs a few additions per message.
         """
-        with self._state_lock:
-            if self._stats is None:
-                self._stats = Stats()
-                self._observers.add(self._stats)
-            stats = self._stats
+        with self._life.lock:
+            if self._life.stats is None:
+                self._life.stats = Stats()
+                self._observers.add(self._life.stats)
+            stats = self._life.stats
         return stats.snapshot()
 
     def sender(self) -> ConnectionBase:
@@ -241,8 +254,8 @@ class Hub(ABC):
         """
         if not self._close_unstarted():
             self.close_now()
-            if within is not None and self._state is State.CLOSING and self._cut_timer is None:
-                self._cut_timer = self.reactor.callLater(within, self._cut_links)
+            if within is not None and self._state is State.CLOSING and self._life.cut_timer is None:
+                self._life.cut_timer = self.reactor.callLater(within, self._cut_links)
         return self._when_finished()
 
     def _refusal_once_closed(self) -> str | None:
@@ -265,21 +278,21 @@ class Hub(ABC):
 
     def _cut_links(self) -> None:
         """Cut every link still draining (``close_in_reactor(within=...)`` ran out)."""
-        self._cut_timer = None
+        self._life.cut_timer = None
         for connection in self._links():
             if isinstance(connection, Connection) and not connection._lost:
                 connection._cut()
 
     def _claim_start(self) -> None:
         """NEW → STARTING, once: a service runs once."""
-        with self._state_lock:
+        with self._life.lock:
             if self._state is not State.NEW:
                 raise RuntimeError(f"{self!r} has been started before; a service runs once, create a new one")
             self._state = State.STARTING
 
     def _close_unstarted(self) -> bool:
         """NEW → CLOSED for a service never started; True if that is what happened."""
-        with self._state_lock:
+        with self._life.lock:
             if self._state is not State.NEW:
                 return False
             self._state = State.CLOSED
@@ -317,7 +330,7 @@ class Hub(ABC):
 
     def _failed_to_start(self, failure: Failure) -> Failure:
         error = describe_start_failure(self, failure)
-        if not self._caller_gets_start_failure:
+        if not self._life.caller_gets_start_failure:
             _log.error("{service} could not start: {error}", service=self, error=error)
         self.report(error)
         self._finish()
@@ -338,7 +351,7 @@ class Hub(ABC):
         if self._state is State.CLOSED:
             waiter.callback(None)
         else:
-            self._finish_waiters.append(waiter)
+            self._life.finish_waiters.append(waiter)
         return waiter
 
     def _finish(self) -> None:
@@ -346,15 +359,15 @@ class Hub(ABC):
         if self._state is State.CLOSED:
             return
         self._state = State.CLOSED
-        if self._cut_timer is not None and self._cut_timer.active():
-            self._cut_timer.cancel()
-        self._cut_timer = None
+        if self._life.cut_timer is not None and self._life.cut_timer.active():
+            self._life.cut_timer.cancel()
+        self._life.cut_timer = None
         refusal = self._refusal_once_closed()
         if refusal is not None:
             self._handoff.refuse(refusal)
         self._handoff.resume()
         self._ended()
-        waiters, self._finish_waiters = self._finish_waiters, []
+        waiters, self._life.finish_waiters = self._life.finish_waiters, []
         for waiter in waiters:
             waiter.callback(None)
 

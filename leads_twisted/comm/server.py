@@ -68,7 +68,7 @@ class Server(Service, ServerHub):
         """Listen and serve in the calling thread until the server closes; ``max_connection`` was LEADS's
         listen backlog, and sets it here if given."""
         if max_connection is not None:
-            self._backlog = max_connection
+            self._listen.backlog = max_connection
         self.start(False)
 
 

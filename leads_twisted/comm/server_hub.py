@@ -73,15 +73,10 @@ class ServerHub(Hub):
         )
         if max_connections is not None and (not isinstance(max_connections, int) or max_connections < 1):
             raise ValueError(f"max_connections must be a positive number or None, not {max_connections!r}")
-        self._max_connections: int | None = max_connections
-        self._tls: TLSOptions | None = tls
-        self._allow: tuple[IPNetwork, ...] | None = parse_allow(allow)
+        self._listen = Listen(interface, backlog, endpoint, max_connections, tls, parse_allow(allow))
         budget = check_max_memory(max_memory)
         self.memory_budget = MemoryBudget(budget) if budget is not None else None
         self.refused_connections: int = 0
-        self._interface: str = interface
-        self._backlog: int = backlog
-        self._endpoint: Any = endpoint
         self._connections: dict[Connection, None] = {}
         #: Links taken out of the count by ``remove_connection``: still closed with the server.
         self._removed: dict[Connection, None] = {}
@@ -90,9 +85,9 @@ class ServerHub(Hub):
 
     def describe_target(self) -> str:
         """Where this server listens, for messages."""
-        if self._endpoint is None:
-            return f"{self._interface or 'all interfaces'} port {self._port}"
-        return f"endpoint {self._endpoint!r}"
+        if self._listen.endpoint is None:
+            return f"{self._listen.interface or 'all interfaces'} port {self._port}"
+        return f"endpoint {self._listen.endpoint!r}"
 
     def num_connections(self) -> int:
         """How many connections are open now."""
@@ -145,9 +140,9 @@ class ServerHub(Hub):
 
     def _endpoints(self) -> list[Any]:
         """The endpoints to listen on: the port by default, else each one given (descriptions parsed)."""
-        given = self._endpoint
+        given = self._listen.endpoint
         if given is None:
-            return [TCP4ServerEndpoint(self.reactor, self._port, self._backlog, self._interface)]
+            return [TCP4ServerEndpoint(self.reactor, self._port, self._listen.backlog, self._listen.interface)]
         if isinstance(given, str) or not isinstance(given, Sequence):
             given = [given]
         return [server_endpoint(self.reactor, e) if isinstance(e, str) else e for e in given]
@@ -155,10 +150,10 @@ class ServerHub(Hub):
     def _factory(self) -> Any:
         """Our factory; with ``tls``, wrapped in TLS here so every endpoint, given or default, gets it."""
         factory: Any = LeadsServerFactory(self)
-        if self._tls is not None:
+        if self._listen.tls is not None:
             from twisted.protocols.tls import TLSMemoryBIOFactory
 
-            factory = TLSMemoryBIOFactory(self._tls.server_options(), False, factory)
+            factory = TLSMemoryBIOFactory(self._listen.tls.server_options(), False, factory)
         return factory
 
     def _start_in_reactor(self) -> Deferred[Any]:
@@ -213,11 +208,12 @@ class ServerHub(Hub):
         exposed = [
             describe_listening(port)
             for port in self._listening
-            if not _loopback_only(port.getHost()) and not (self._tls is not None or _speaks_tls(port))
+            if not _loopback_only(port.getHost()) and not (self._listen.tls is not None or _speaks_tls(port))
         ]
         if not exposed:
             return
-        limited = f" (--allow lets only {', '.join(map(str, self._allow))} in)" if self._allow else ""
+        allow = self._listen.allow
+        limited = f" (--allow lets only {', '.join(map(str, allow))} in)" if allow else ""
         _log.warn(
             "listening on {where} without TLS{limited}: anyone who can reach it can send messages that every "
             "client acts on; require client certificates (tls= with ca_certificate, or --tls-certificate, "
@@ -235,7 +231,8 @@ class ServerHub(Hub):
         Links still in their TLS handshake take at most half of ``max_connections``: past that, the oldest of
         them is dropped to make room, so silent peers cannot keep real clients out.
         """
-        if self._allow is not None and not _allowed(address, self._allow):
+        allow = self._listen.allow
+        if allow is not None and not _allowed(address, allow):
             self.refused_connections += 1
             if self._observers.active:
                 self._observers.refused(self, address, "allow")
@@ -245,7 +242,7 @@ class ServerHub(Hub):
             if self._observers.active:
                 self._observers.refused(self, address, "closing")
             return "closing"
-        limit = self._max_connections
+        limit = self._listen.max_connections
         if limit is None:
             return None
         opening = self._opening
@@ -307,6 +304,28 @@ def _stop_accepting(port: Any) -> None:
         accept()
     with contextlib.suppress(OSError):
         listening.shutdown(socket.SHUT_RD)  # Linux: stops listening; new connections are refused
+
+
+class Listen:
+    """Where and whom a server listens for: read when it starts and when a peer connects, never per message."""
+
+    __slots__ = ("allow", "backlog", "endpoint", "interface", "max_connections", "tls")
+
+    def __init__(
+        self,
+        interface: str,
+        backlog: int,
+        endpoint: Any,
+        max_connections: int | None,
+        tls: TLSOptions | None,
+        allow: tuple[IPNetwork, ...] | None,
+    ) -> None:
+        self.interface = interface
+        self.backlog = backlog
+        self.endpoint = endpoint
+        self.max_connections = max_connections
+        self.tls = tls
+        self.allow = allow
 
 
 class _BroadcastExcept:

@@ -66,7 +66,7 @@ class Service(Hub):
             self._begin(*args, **kwargs).addErrback(lambda _: None)
             return self
         timeout = self._start_timeout()
-        self._caller_gets_start_failure = True  # raised below: a log line too would say it twice
+        self._life.caller_gets_start_failure = True  # raised below: a log line too would say it twice
         try:
             self._runner.call(functools.partial(self._begin, *args, **kwargs), timeout=timeout)
         except KeyboardInterrupt:

@@ -117,7 +117,7 @@ def main() -> None:
             accepted=len(accepted),
             refused_with=refused_with,
             held=client.held_messages(),
-            held_bytes=client._held_bytes,
+            held_bytes=client.held_bytes(),
         )
         stop.wait(60)
     connected = links.up.wait(15)
