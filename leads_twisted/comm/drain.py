@@ -14,7 +14,9 @@ import socket
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 
 #: How many times per ``close_timeout`` a draining link is looked at.
 CHECKS_PER_TIMEOUT: int = 5
@@ -33,7 +35,15 @@ class Unsent:
         return f"{self.bytes} bytes (about {self.messages} messages)"
 
 
-def _socket_of(transport: Any) -> socket.socket | None:
+class _WriteBuffer(Protocol):
+    """What Twisted's file-descriptor transports (``abstract.FileDescriptor``) keep of the bytes not yet written;
+    Twisted declares no interface for it, so it is read where it is found."""
+
+    dataBuffer: bytes
+    offset: int
+
+
+def _socket_of(transport: ITransport) -> socket.socket | None:
     """The socket under a Twisted TCP/unix transport, also under a TLS layer; None for any other."""
     for layer in (transport, getattr(transport, "transport", None)):
         handle = getattr(layer, "getHandle", None)
@@ -47,7 +57,7 @@ def _socket_of(transport: Any) -> socket.socket | None:
     return None
 
 
-def _buffer_layer(transport: Any) -> Any:
+def _buffer_layer(transport: ITransport) -> _WriteBuffer | None:
     """The file-descriptor transport holding Twisted's write buffer (under a TLS layer too), or None."""
     for layer in (transport, getattr(transport, "transport", None)):
         if layer is not None and hasattr(layer, "dataBuffer") and hasattr(layer, "offset"):
@@ -55,7 +65,7 @@ def _buffer_layer(transport: Any) -> Any:
     return None
 
 
-def _buffered(transport: Any) -> list[bytes]:
+def _buffered(transport: ITransport) -> list[bytes]:
     """The bytes Twisted still buffers for the peer, oldest first."""
     layer = _buffer_layer(transport)
     if layer is None:
@@ -63,7 +73,7 @@ def _buffered(transport: Any) -> list[bytes]:
     return [bytes(layer.dataBuffer[layer.offset :]), *getattr(layer, "_tempDataBuffer", [])]
 
 
-def held_bytes(transport: Any) -> int:
+def held_bytes(transport: ITransport) -> int:
     """How many bytes this side still holds for the peer: Twisted's buffer and the socket's send queue."""
     layer = _buffer_layer(transport)
     buffered = 0 if layer is None else len(layer.dataBuffer) - layer.offset + getattr(layer, "_tempDataLen", 0)
@@ -82,7 +92,7 @@ def socket_unsent(sock: socket.socket | None) -> int:
     return max(room[0], 0)
 
 
-def unsent(transport: Any, separator: bytes | None) -> Unsent:
+def unsent(transport: ITransport, separator: bytes | None) -> Unsent:
     """What ``transport`` still holds for the peer. Messages are counted in Twisted's buffer by ``separator``
     (None: not countable), and those in the socket's queue estimated from the size of the ones counted."""
     chunks = _buffered(transport)
@@ -103,14 +113,14 @@ class DrainWatch:
     """Looks at a closing link every ``timeout / CHECKS_PER_TIMEOUT`` seconds and calls ``cut`` once the
     peer has taken nothing for ``timeout`` seconds. ``progress()`` says bytes came from the peer."""
 
-    def __init__(self, clock: Any, timeout: float, held: Callable[[], int], cut: Callable[[], None]) -> None:
+    def __init__(self, clock: IReactorTime, timeout: float, held: Callable[[], int], cut: Callable[[], None]) -> None:
         self._clock = clock
         self._timeout = timeout
         self._held = held
         self._cut = cut
         self._last_held = held()
         self._since = clock.seconds()
-        self._call: Any = clock.callLater(timeout / CHECKS_PER_TIMEOUT, self._check)
+        self._call: IDelayedCall | None = clock.callLater(timeout / CHECKS_PER_TIMEOUT, self._check)
 
     def progress(self) -> None:
         """The peer did something: the timeout starts again."""

@@ -12,12 +12,14 @@ import errno
 import os
 import socket
 import stat
-from typing import Any
+from typing import TypedDict
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from zope.interface import implementer
+
+from leads_twisted.comm.reactor_types import IHubReactor
 
 #: Who may connect to a server's unix socket unless told otherwise: its owner and its group.
 DEFAULT_UNIX_MODE: int = 0o660
@@ -26,7 +28,16 @@ DEFAULT_UNIX_MODE: int = 0o660
 DEFAULT_UNIX_BACKLOG: int = 50
 
 
-def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
+class UnixOptions(TypedDict, total=False):
+    """The keyword arguments of ``UNIXSocketServerEndpoint`` a ``unix:`` description gives; ``path`` always."""
+
+    path: str
+    mode: int
+    backlog: int
+    lockfile: bool
+
+
+def server_endpoint(reactor: IHubReactor, description: str) -> IStreamServerEndpoint:
     """The endpoint a server listens on for ``description``; raises ``ValueError`` if it cannot be parsed."""
     kind, _, arguments = description.partition(":")
     if kind.strip().lower() == "unix":
@@ -35,13 +46,13 @@ def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
     return endpoint
 
 
-def parse_unix_description(arguments: str) -> dict[str, Any]:
+def parse_unix_description(arguments: str) -> UnixOptions:
     """The keyword arguments of ``UNIXSocketServerEndpoint`` from what follows ``unix:`` in a description.
 
     The syntax is Twisted's: ``/run/leads.sock:mode=660:backlog=50:lockfile=0`` (or ``address=/run/...``,
     also ``path=``); a ``\\`` escapes the next character, such as a ``:`` in the path. ``mode`` is octal.
     """
-    options: dict[str, Any] = {}
+    options: UnixOptions = {}
     for key, value in _fields(arguments):
         name = "path" if key in (None, "address", "path") else key
         if name in options:
@@ -182,7 +193,7 @@ class UNIXSocketServerEndpoint:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IHubReactor,
         path: str,
         mode: int | None = None,
         backlog: int = DEFAULT_UNIX_BACKLOG,
@@ -196,7 +207,7 @@ class UNIXSocketServerEndpoint:
             _check_mode_applies(path)
         if not isinstance(mode, int) or not 0 <= mode <= 0o777:
             raise ValueError(f"mode must be permission bits such as 0o660, not {mode!r}")
-        self._reactor: Any = reactor
+        self._reactor = reactor
         self.path: str = path
         self.mode: int = mode
         self.backlog: int = backlog

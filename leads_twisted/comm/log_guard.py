@@ -7,8 +7,7 @@ each; here the first of a kind is logged at once and the rest in one summary lin
 
 from __future__ import annotations
 
-from typing import Any
-
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 #: Seconds between summary lines of one kind of repeated warning.
@@ -27,13 +26,13 @@ class RateLimitedWarnings:
     """Warnings of one kind (``key``) logged at most once per ``interval``: the first at once, then one line
     saying how many more there were, if any. In the reactor thread only."""
 
-    def __init__(self, log: Logger, clock: Any, interval: float = SUMMARY_INTERVAL) -> None:
+    def __init__(self, log: Logger, clock: IReactorTime, interval: float = SUMMARY_INTERVAL) -> None:
         self._log = log
         self._clock = clock
         self._interval = interval
         self._suppressed: dict[str, int] = {}
 
-    def warn(self, key: str, format: str, **fields: Any) -> None:
+    def warn(self, key: str, format: str, **fields: object) -> None:
         """Log ``format`` with ``fields`` now, or count it for the summary of ``key`` if one was logged lately."""
         count = self._suppressed.get(key)
         if count is not None:

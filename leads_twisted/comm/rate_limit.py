@@ -6,7 +6,8 @@ TCP then slows the peer down: nothing it sent is lost, and a peer sending faster
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 
 class ReadRateLimit:
@@ -18,15 +19,15 @@ class ReadRateLimit:
 
     __slots__ = ("_allowance", "_burst", "_clock", "_pause", "_rate", "_resume", "_stamp", "_timer")
 
-    def __init__(self, rate: float, clock: Any, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+    def __init__(self, rate: float, clock: IReactorTime, pause: Callable[[], None], resume: Callable[[], None]) -> None:
         self._rate: float = rate
         self._burst: float = max(rate, 1.0)
-        self._clock: Any = clock
+        self._clock = clock
         self._pause = pause
         self._resume = resume
         self._allowance: float = self._burst
         self._stamp: float = clock.seconds()
-        self._timer: Any = None
+        self._timer: IDelayedCall | None = None
 
     @property
     def paused(self) -> bool:

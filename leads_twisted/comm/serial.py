@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, Unpack
 
 try:
     import serial as pyserial
@@ -27,10 +27,22 @@ from twisted.internet.serialport import SerialPort
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from leads_twisted.comm.reactor_types import IHubReactor, global_reactor
+
 #: The speed LEADS boards and pyserial start with.
 DEFAULT_BAUDRATE: int = 9600
 
 _PARITIES: dict[str, str] = {"N": "none", "E": "even", "O": "odd", "M": "mark", "S": "space"}
+
+
+class SerialSettings(TypedDict):
+    """The line settings Twisted's ``SerialPort`` takes besides the device and the speed (pyserial's names)."""
+
+    bytesize: int
+    parity: str
+    stopbits: float
+    xonxoff: bool
+    rtscts: bool
 
 
 @implementer(IAddress)
@@ -48,11 +60,18 @@ class _SerialTransport(SerialPort):
     ``abortConnection`` drops what is still unwritten and closes at once.
     """
 
-    def __init__(self, protocol: IProtocol, address: SerialAddress, reactor: Any, **settings: Any) -> None:
+    def __init__(
+        self,
+        protocol: IProtocol,
+        address: SerialAddress,
+        reactor: IHubReactor,
+        baudrate: int,
+        **settings: Unpack[SerialSettings],
+    ) -> None:
         self._address = address
         self._aborting = False
         self._clock: IReactorTime = reactor
-        super().__init__(protocol, address.name, reactor, **settings)
+        super().__init__(protocol, address.name, reactor, baudrate=baudrate, **settings)
 
     def getPeer(self) -> SerialAddress:
         return self._address
@@ -98,7 +117,7 @@ class SerialEndpoint:
         stopbits: float = 1,
         xonxoff: bool = False,
         rtscts: bool = False,
-        reactor: Any = None,
+        reactor: IHubReactor | None = None,
     ) -> None:
         if not isinstance(device, str) or not device:
             raise ValueError(f"the serial device must be a path or port name such as '/dev/ttyACM0', not {device!r}")
@@ -112,14 +131,14 @@ class SerialEndpoint:
             raise ValueError(f"stopbits must be one of {pyserial.Serial.STOPBITS}, not {stopbits!r}")
         self.address: SerialAddress = SerialAddress(device)
         self.baudrate: int = baudrate
-        self.settings: dict[str, Any] = {
+        self.settings: SerialSettings = {
             "bytesize": bytesize,
             "parity": parity,
             "stopbits": stopbits,
             "xonxoff": bool(xonxoff),
             "rtscts": bool(rtscts),
         }
-        self._reactor: Any = reactor
+        self._reactor = reactor
 
     @property
     def device(self) -> str:
@@ -135,9 +154,7 @@ class SerialEndpoint:
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         """Open the device and run a protocol of ``protocolFactory`` over it; fails with ``OSError`` if it cannot."""
-        reactor = self._reactor
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = self._reactor if self._reactor is not None else global_reactor()
         protocol = protocolFactory.buildProtocol(self.address)
         if protocol is None:
             return fail(ConnectionRefusedError(f"the client declined a link over {self.device}"))

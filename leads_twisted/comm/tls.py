@@ -17,12 +17,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator
 from zope.interface import implementer
+
+if TYPE_CHECKING:  # pyOpenSSL and cryptography are imported only by those who use TLS
+    from cryptography.x509 import Certificate
+    from OpenSSL.SSL import Connection, Context
+    from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 #: The TLS 1.2 suites offered: forward secrecy (ECDHE) and authenticated encryption (AES-GCM, ChaCha20) only.
 TLS12_CIPHERS: bytes = b"ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
@@ -39,7 +45,7 @@ def _read_pem(value: str | bytes | Path) -> bytes:
     return Path(value).read_bytes()
 
 
-def _certificates(pem: bytes) -> list[Any]:
+def _certificates(pem: bytes) -> list[Certificate]:
     from cryptography import x509
 
     certificates = x509.load_pem_x509_certificates(pem)
@@ -64,7 +70,7 @@ class TLSOptions:
     private_key: str | bytes | Path | None = None
     ca_certificate: str | bytes | Path | None = None
 
-    def _context(self, server: bool) -> Any:
+    def _context(self, server: bool) -> Context:
         """A fresh OpenSSL context with this end's identity and trust, and no Python callback."""
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
         from OpenSSL import SSL, crypto
@@ -80,7 +86,8 @@ class TLSOptions:
             context.use_certificate(own)
             for extra in chain:
                 context.add_extra_chain_cert(extra)
-            key: Any = load_pem_private_key(_read_pem(self.private_key), None)  # OpenSSL refuses a kind it cannot use
+            # Any: cryptography loads kinds (X25519, DH...) that pyOpenSSL's hint leaves out; OpenSSL refuses them.
+            key: Any = load_pem_private_key(_read_pem(self.private_key), None)
             context.use_privatekey(key)
             context.check_privatekey()
         if self.ca_certificate is not None:
@@ -154,7 +161,7 @@ def _memory_hint(error: MemoryError) -> str:
     )
 
 
-def _handshake_in_memory(client: Any, server: Any, rounds: int = 10) -> None:
+def _handshake_in_memory(client: Connection, server: Connection, rounds: int = 10) -> None:
     """Drive a handshake between two memory-BIO connections; raises OpenSSL's error if one refuses."""
     from OpenSSL import SSL
 
@@ -192,10 +199,10 @@ class ServerTLS:
     """Makes the OpenSSL connection of each accepted link from one server context (Twisted's
     ``IOpenSSLServerConnectionCreator``)."""
 
-    def __init__(self, context: Any) -> None:
-        self.context: Any = context
+    def __init__(self, context: Context) -> None:
+        self.context: Context = context
 
-    def serverConnectionForTLS(self, protocol: Any) -> Any:
+    def serverConnectionForTLS(self, protocol: TLSMemoryBIOProtocol) -> Connection:
         from OpenSSL import SSL
 
         return SSL.Connection(self.context, None)
@@ -206,11 +213,11 @@ class ClientTLS:
     """Makes the OpenSSL connection of a client's link: it verifies the server's chain in OpenSSL, and the
     server's name once the handshake is done (Twisted's ``IOpenSSLClientConnectionCreator``)."""
 
-    def __init__(self, context: Any, hostname: str) -> None:
-        self.context: Any = context
+    def __init__(self, context: Context, hostname: str) -> None:
+        self.context: Context = context
         self.hostname: str = hostname
 
-    def clientConnectionForTLS(self, protocol: Any) -> Any:
+    def clientConnectionForTLS(self, protocol: TLSMemoryBIOProtocol) -> Connection:
         connection = _name_checking_class()(self.context, self.hostname)
         if not _is_ip(self.hostname):
             connection.set_tlsext_host_name(self.hostname.encode("idna"))
@@ -226,7 +233,7 @@ def _is_ip(hostname: str) -> bool:
 
 
 @functools.cache
-def _name_checking_class() -> Any:
+def _name_checking_class() -> Callable[[Context, str], Connection]:
     """The connection class, made on first use: pyOpenSSL is imported only by those who use TLS."""
     from OpenSSL import SSL
 
@@ -234,7 +241,7 @@ def _name_checking_class() -> Any:
         """An OpenSSL client connection whose handshake ends only once the server's certificate names the host
         the client asked for; otherwise it fails as a handshake does, with an ``SSL.Error`` saying so."""
 
-        def __init__(self, context: Any, hostname: str) -> None:
+        def __init__(self, context: Context, hostname: str) -> None:
             super().__init__(context, None)
             self._expected_name: str = hostname
 
