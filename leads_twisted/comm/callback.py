@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from leads_twisted.comm.views import ServiceView
 
@@ -25,7 +25,7 @@ class CallbackChain:
         """Make ``chain`` the link that ``super`` hands calls on to."""
         self._chain = chain
 
-    def super(self, *args: Any, **kwargs: Any) -> None:
+    def super(self, *args: object, **kwargs: object) -> None:
         """Call the previous link's method of the same name as the method this is called from.
 
         Call it directly from the overriding method (it finds the method's name from the caller's frame).

@@ -7,13 +7,18 @@ daemon runs without it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
+from twisted.python import usage
 
 from leads_twisted.comm import ServerHub
+from leads_twisted.comm.reactor_types import IHubReactor
+
+if TYPE_CHECKING:  # the bridge needs paho-mqtt, imported only with --bridge
+    from leads_twisted.bridge import MQTTBridge
+    from leads_twisted.bridge.metrics import BridgeCollector
 
 #: The options that mean nothing without ``--bridge``.
 BRIDGE_ONLY = ("vehicle", "bridge-topic", "bridge-credentials", "bridge-ca", "bridge-certificate", "bridge-key")
@@ -24,7 +29,7 @@ class BridgeService(Service):
 
     name = "leads-comm-bridge"
 
-    def __init__(self, bridge: Any) -> None:
+    def __init__(self, bridge: MQTTBridge) -> None:
         self.bridge = bridge
 
     def startService(self) -> None:
@@ -36,14 +41,14 @@ class BridgeService(Service):
         result: Deferred[None] = self.bridge.stop()
         return result
 
-    def metrics_collector(self) -> Any:
+    def metrics_collector(self) -> BridgeCollector:
         """The bridge's counters for ``--monitor`` (``leads_comm_bridge_*``)."""
         from leads_twisted.bridge.metrics import BridgeCollector
 
         return BridgeCollector(self.bridge)
 
 
-def with_bridge(options: Mapping[str, Any], service: IService, server: ServerHub, reactor: Any) -> IService:
+def with_bridge(options: usage.Options, service: IService, server: ServerHub, reactor: IHubReactor) -> IService:
     """``service`` alone without ``--bridge``; with it, ``service`` and the bridge, stopped bridge first."""
     if not options.get("bridge"):
         given = [f"--{name}" for name in BRIDGE_ONLY if options.get(name) is not None]

@@ -7,19 +7,17 @@ An epoll or poll reactor has no use for the low one, which would otherwise turn 
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.logger import Logger
 
 _log = Logger(namespace="leads_twisted.daemon")
 
 
-def reactor_takes_any_descriptor(reactor: Any) -> bool:
+def reactor_takes_any_descriptor(reactor: object) -> bool:
     """True for reactors that watch descriptors without ``select()``'s limit of 1024 (epoll, poll)."""
     return type(reactor).__name__ in ("EPollReactor", "PollReactor")
 
 
-def raise_descriptor_limit(reactor: Any) -> None:
+def raise_descriptor_limit(reactor: object) -> None:
     """Raise the soft limit on open descriptors to the hard limit, if the reactor can use them all."""
     try:
         import resource

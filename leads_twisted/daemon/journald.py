@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO
 
-from twisted.logger import ILogObserver, LogLevel, eventAsText, textFileLogObserver
+from twisted.logger import ILogObserver, LogEvent, LogLevel, eventAsText, textFileLogObserver
 from zope.interface import implementer
 
 #: syslog priorities (sd-daemon(3)): 2 critical, 3 error, 4 warning, 6 info, 7 debug.
@@ -27,7 +27,7 @@ PRIORITY: dict[LogLevel, int] = {
 }
 
 
-def is_journal_stream(stream: IO[Any], environ: Mapping[str, str] = os.environ) -> bool:
+def is_journal_stream(stream: IO[str], environ: Mapping[str, str] = os.environ) -> bool:
     """True if ``stream`` is the journal connection systemd named in ``JOURNAL_STREAM`` (``device:inode``)."""
     device, _, inode = environ.get("JOURNAL_STREAM", "").partition(":")
     try:
@@ -41,17 +41,17 @@ def is_journal_stream(stream: IO[Any], environ: Mapping[str, str] = os.environ) 
 class JournalObserver:
     """Writes each event as ``<priority>[system] text`` lines, without a timestamp (the journal adds one)."""
 
-    def __init__(self, stream: IO[Any]) -> None:
+    def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
 
-    def __call__(self, event: Mapping[str, Any]) -> None:
+    def __call__(self, event: LogEvent) -> None:
         prefix = f"<{PRIORITY.get(event.get('log_level', LogLevel.info), 6)}>"
         text = eventAsText(dict(event), includeTimestamp=False)
         self._stream.write("".join(f"{prefix}{line}\n" for line in text.splitlines() or [""]))
         self._stream.flush()
 
 
-def observer(stream: IO[Any] | None = None, environ: Mapping[str, str] = os.environ) -> ILogObserver:
+def observer(stream: IO[str] | None = None, environ: Mapping[str, str] = os.environ) -> ILogObserver:
     """The factory ``twistd --logger`` calls: journal lines under systemd, twistd's plain lines otherwise.
 
     It is called before twistd redirects ``sys.stdout`` into the log, so the real stdout is kept here.

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from twisted.application.service import IService, IServiceCollection, MultiService
 from twisted.application.service import Service as TwistedService
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -29,6 +30,11 @@ from twisted.web.server import Request, Site
 from leads_twisted.comm import ServerHub
 from leads_twisted.comm.hub import State
 from leads_twisted.daemon.service import describe_address
+
+if TYPE_CHECKING:  # prometheus_client is imported when the monitor is built, so the daemon runs without it
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import Collector as MetricsCollector
+    from prometheus_client.registry import CollectorRegistry
 
 _log = Logger(namespace="leads_twisted.daemon")
 
@@ -50,7 +56,7 @@ class Pulse(TwistedService):
     ``clock`` is the reactor (``callLater``), ``now`` the time the beats are measured with.
     """
 
-    def __init__(self, clock: Any, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: IReactorTime, now: Callable[[], float] = time.monotonic) -> None:
         self._now = now
         self._beat = LoopingCall(self._tick)
         self._beat.clock = clock
@@ -107,7 +113,7 @@ class Collector:
     def __init__(self, server: ServerHub) -> None:
         self._server = server
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         stats = self._server.stats()
@@ -134,11 +140,11 @@ class Collector:
 class MetricsSource(Protocol):
     """A part of the daemon with metrics of its own (the MQTT bridge): the monitor registers its collector."""
 
-    def metrics_collector(self) -> Any:
+    def metrics_collector(self) -> MetricsCollector:
         """A ``prometheus_client`` collector (an object with ``collect()``), read in the reactor thread."""
 
 
-def collectors_in(service: IService) -> list[Any]:
+def collectors_in(service: IService) -> list[MetricsCollector]:
     """The collectors of every ``MetricsSource`` in the daemon's tree of services, in tree order."""
     found = [service.metrics_collector()] if isinstance(service, MetricsSource) else []
     if IServiceCollection.providedBy(service):
@@ -152,7 +158,7 @@ class Metrics(Resource):
 
     isLeaf = True
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__()
         self._registry = registry
 
@@ -204,7 +210,7 @@ class Connections(Resource):
         return json.dumps(body, indent=1).encode() + b"\n"
 
 
-def registry_for(server: ServerHub, collectors: Iterable[Any] = ()) -> Any:
+def registry_for(server: ServerHub, collectors: Iterable[MetricsCollector] = ()) -> CollectorRegistry:
     """A registry of the server's counters, ``collectors`` (the daemon's other parts) and the process collector;
     raises ``MonitorUnavailable``."""
     try:
@@ -229,7 +235,7 @@ class QuietSite(Site):
         """Log nothing per request."""
 
 
-def site_for(server: ServerHub, pulse: Pulse, collectors: Iterable[Any] = ()) -> Site:
+def site_for(server: ServerHub, pulse: Pulse, collectors: Iterable[MetricsCollector] = ()) -> Site:
     """The monitor's web site: ``/metrics``, ``/healthz``, ``/connz``."""
     root = Resource()
     root.putChild(b"metrics", Metrics(registry_for(server, collectors)))
@@ -241,11 +247,11 @@ def site_for(server: ServerHub, pulse: Pulse, collectors: Iterable[Any] = ()) ->
 class Listener(TwistedService):
     """Listens for the monitor's HTTP before privileges are dropped; a port in use ends the start at once."""
 
-    def __init__(self, endpoint: Any, description: str, site: Site) -> None:
+    def __init__(self, endpoint: IStreamServerEndpoint, description: str, site: Site) -> None:
         self._endpoint = endpoint
         self._description = description
         self._site = site
-        self._port: Any = None
+        self._port: IListeningPort | None = None
         self._failure: Failure | None = None
 
     def privilegedStartService(self) -> None:
@@ -254,7 +260,7 @@ class Listener(TwistedService):
         if self._failure is not None:
             raise SystemExit(f"twistd leads-comm: --monitor {self._description}: {self._failure.getErrorMessage()}")
 
-    def _listening(self, port: Any) -> None:
+    def _listening(self, port: IListeningPort) -> None:
         self._port = port
         _log.info("monitor on http://{where}/ (/metrics, /healthz, /connz)", where=describe_address(port.getHost()))
 
@@ -268,7 +274,11 @@ class Listener(TwistedService):
 
 
 def monitor_service(
-    server: ServerHub, reactor: Any, endpoint: Any, description: str, collectors: Iterable[Any] = ()
+    server: ServerHub,
+    reactor: IReactorTime,
+    endpoint: IStreamServerEndpoint,
+    description: str,
+    collectors: Iterable[MetricsCollector] = (),
 ) -> TwistedService:
     """The monitor as a twistd service: listens on ``endpoint`` when the daemon starts, beats the pulse.
     ``collectors`` add the metrics of the daemon's other parts (``collectors_in``).

@@ -7,14 +7,18 @@ tap's ``makeService`` only calls ``with_operator_parts``.
 from __future__ import annotations
 
 import platform
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 from twisted.application.service import IService, MultiService
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.python import usage
 
 import leads_twisted
 import twisted
 from leads_twisted.comm import ServerHub
+from leads_twisted.comm.reactor_types import IHubReactor
 from leads_twisted.daemon.readiness import Notifier
 from leads_twisted.daemon.watchdog import StatusRefresh, Watchdog, watchdog_interval
 
@@ -38,7 +42,7 @@ def log_version() -> None:
 
 
 def with_operator_parts(
-    comm: IService, server: ServerHub, reactor: Any, options: Any, notifier: Notifier, mode: str
+    comm: IService, server: ServerHub, reactor: IHubReactor, options: usage.Options, notifier: Notifier, mode: str
 ) -> IService:
     """``comm`` alone, or with the monitor, the watchdog and the status refresh beside it, as asked.
 
@@ -69,19 +73,23 @@ def with_operator_parts(
     return whole
 
 
-def _monitor_endpoint(reactor: Any, description: str) -> Any:
+def _monitor_endpoint(reactor: IHubReactor, description: str) -> IStreamServerEndpoint:
     """The monitor's server endpoint; a bare port number means loopback only."""
     from twisted.internet.endpoints import serverFromString
 
     if description.isdigit():
         description = f"tcp:{description}:interface=127.0.0.1"
     try:
-        return serverFromString(reactor, description)
+        endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
+        return endpoint
     except Exception as error:  # the parser's complaint about the user's text
         raise SystemExit(f"twistd leads-comm: --monitor {description}: {error}") from None
 
 
-def check(options: Any, make_service: Any) -> None:
+_Options = TypeVar("_Options", bound=usage.Options)
+
+
+def check(options: _Options, make_service: Callable[[_Options], IService]) -> None:
     """``--check``: build the service as ``twistd`` would, start nothing, print one line, exit 0 (or 1)."""
     make_service(options)
     source = f" from {options['config']}" if options["config"] else ""

@@ -3,10 +3,22 @@ all peers may hold, how fast one peer may send, how long a TLS handshake may tak
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TypedDict
+
+from twisted.python import usage
 
 
-def security_options(options: Any) -> dict[str, Any]:
+class SecurityOptions(TypedDict):
+    """The server's keyword options the security flags set."""
+
+    allow: Sequence[str] | None
+    max_memory: int | None
+    max_rate: float | None
+    handshake_timeout: float
+
+
+def security_options(options: usage.Options) -> SecurityOptions:
     """``create_server`` keyword options from the parsed ``--allow``, ``--max-memory``, ``--max-rate`` and
     ``--handshake-timeout``."""
     return {

@@ -7,10 +7,9 @@ open in ``privilegedStartService`` when the host calls it (twistd, before droppi
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -21,7 +20,7 @@ from leads_twisted.daemon.readiness import Notifier
 _log = Logger(namespace="leads_twisted.daemon")
 
 
-def describe_address(address: Any) -> str:
+def describe_address(address: IAddress) -> str:
     """``host:port``, ``[host]:port`` or ``unix:path`` for a listening port's address."""
     host, port = getattr(address, "host", None), getattr(address, "port", None)
     if host is not None and port is not None:
@@ -50,7 +49,7 @@ class CommService(Service):
     def __init__(
         self,
         server: ServerHub,
-        reactor: Any,
+        reactor: IReactorCore,
         notifier: Notifier,
         mode: str,
         foreground: bool = True,
@@ -58,7 +57,7 @@ class CommService(Service):
     ) -> None:
         self.server: ServerHub = server
         self._stop_within: float | None = stop_within
-        self._reactor: Any = reactor
+        self._reactor = reactor
         self._notifier: Notifier = notifier
         self._mode: str = mode
         self._foreground: bool = foreground

@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from twisted.application.service import IService
 from twisted.python import usage
@@ -20,6 +20,7 @@ from leads_twisted.comm.errors import endpoint_mistake
 from leads_twisted.comm.framing import check_separator
 from leads_twisted.comm.link_policy import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_BUFFERED
 from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY
+from leads_twisted.comm.reactor_types import IHubReactor, global_reactor
 from leads_twisted.comm.server_hub import parse_allow
 from leads_twisted.comm.tls import TLSOptions, TLSSelfCheckFailed
 from leads_twisted.daemon.bridge import with_bridge
@@ -325,11 +326,11 @@ class Options(usage.Options):
             check(self, makeService)
 
 
-def makeService(options: Options, reactor: Any = None) -> IService:
+def makeService(options: Options, reactor: IHubReactor | None = None) -> IService:
     """The service twistd runs: a ``ServerHub`` with the chosen mode (and callback), wrapped in ``CommService``."""
     leave_output_to_host()
     if reactor is None:
-        from twisted.internet import reactor
+        reactor = global_reactor()
     endpoints: list[str] = options["endpoint"]
     for description in endpoints:
         _check_endpoint(reactor, description)
@@ -370,7 +371,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     return with_operator_parts(served, server, reactor, options, notifier, options["mode"])
 
 
-def _check_endpoint(reactor: Any, description: str) -> None:
+def _check_endpoint(reactor: IHubReactor, description: str) -> None:
     """Parse an endpoint description as the server will, now, so a mistake is one line before anything starts."""
     try:
         server_endpoint(reactor, description)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from twisted.application.service import Service as TwistedService
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -51,7 +51,7 @@ def watchdog_interval(environ: Mapping[str, str] = os.environ, pid: int | None =
 class Watchdog(TwistedService):
     """Sends ``WATCHDOG=1`` every ``interval`` seconds from the reactor, from the start until the end."""
 
-    def __init__(self, notifier: Notifier, clock: Any, interval: float) -> None:
+    def __init__(self, notifier: Notifier, clock: IReactorTime, interval: float) -> None:
         self._notifier = notifier
         self.interval = interval
         self._ping = LoopingCall(notifier.notify, "WATCHDOG=1")
@@ -78,7 +78,12 @@ class StatusRefresh(TwistedService):
     """Sends ``STATUS=`` every ``STATUS_SECONDS`` with the clients and the rates since the last one."""
 
     def __init__(
-        self, server: ServerHub, notifier: Notifier, clock: Any, mode: str, now: Callable[[], float] = time.monotonic
+        self,
+        server: ServerHub,
+        notifier: Notifier,
+        clock: IReactorTime,
+        mode: str,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._server = server
         self._notifier = notifier

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python import usage
 from twisted.python.failure import Failure
 
 from leads_twisted.comm import ServerHub, TLSOptions
 from leads_twisted.comm.endpoints import server_endpoint
+from leads_twisted.comm.reactor_types import IHubReactor
+
+if TYPE_CHECKING:  # the gate needs twisted[websocket], imported only with --websocket
+    from leads_twisted.websocket import WebSocketGate
 
 _log = Logger(namespace="leads_twisted.daemon")
 
@@ -21,7 +27,7 @@ class GateService(Service):
 
     name = "leads-comm-websocket"
 
-    def __init__(self, gate: Any, foreground: bool) -> None:
+    def __init__(self, gate: WebSocketGate, foreground: bool) -> None:
         self.gate = gate
         self._foreground = foreground
         self._failure: Failure | None = None
@@ -57,12 +63,14 @@ class GateService(Service):
     def _cannot_listen(self, failure: Failure) -> None:
         self._failure = failure
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Deferred[None]:
         super().stopService()
         return self.gate.stop_listening()
 
 
-def with_websocket(options: Any, comm: IService, server: ServerHub, reactor: Any, foreground: bool) -> IService:
+def with_websocket(
+    options: usage.Options, comm: IService, server: ServerHub, reactor: IHubReactor, foreground: bool
+) -> IService:
     """``comm`` alone without ``--websocket``; else ``comm`` and a ``GateService`` for ``server``, in that order."""
     endpoints: list[str] = options.get("websocket", [])
     if not endpoints:
