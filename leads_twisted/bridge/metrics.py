@@ -7,9 +7,12 @@ any registry. ``prometheus_client`` is imported at the first scrape, so the brid
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from leads_twisted.bridge.mqtt import MQTTBridge
+
+if TYPE_CHECKING:  # prometheus_client is imported at the first scrape
+    from prometheus_client.metrics_core import Metric
 
 
 class BridgeCollector:
@@ -18,7 +21,7 @@ class BridgeCollector:
     def __init__(self, bridge: MQTTBridge) -> None:
         self._bridge = bridge
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         bridge = self._bridge

@@ -14,14 +14,13 @@ dropped and counted) and retries with jittered backoff.
 from __future__ import annotations
 
 import ssl
-from typing import Any
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage, MQTTMessageInfo, MQTTv311
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python import threadable
 from twisted.python.failure import Failure
@@ -32,6 +31,7 @@ from leads_twisted.bridge.publish_batch import PublishEncoder
 from leads_twisted.bridge.settings import BrokerAddress, check_topic_root, check_vehicle, parse_broker_url
 from leads_twisted.bridge.up_queue import DEFAULT_QUEUE_BYTES, UpQueue
 from leads_twisted.comm import Backoff, LinkView, Observer, ServerHub, ServiceView
+from leads_twisted.comm.reactor_types import IHubReactor, global_reactor
 
 _log = Logger(namespace="leads_twisted.bridge")
 
@@ -82,12 +82,12 @@ class MQTTBridge:
         password: str | None = None,
         tls: ssl.SSLContext | None = None,
         backoff: Backoff | None = None,
-        reactor: Any = None,
+        reactor: IHubReactor | None = None,
     ) -> None:
         if qos not in (0, 1):
             raise ValueError(f"the bridge's QoS must be 0 or 1, not {qos!r}")
         if reactor is None:
-            from twisted.internet import reactor
+            reactor = global_reactor()
         self.broker: BrokerAddress = parse_broker_url(url)
         self.vehicle: str = check_vehicle(vehicle)
         root = check_topic_root(topic if topic is not None else f"leads/{vehicle}")
@@ -104,10 +104,10 @@ class MQTTBridge:
         self._unconfirmed: dict[int, tuple[MQTTMessageInfo, bytes]] = {}
         #: QoS 0: ``up`` messages are encoded here and written in chunks beside paho, not through it.
         self._encoder = PublishEncoder(self.up_topic, retain)
-        self._pump_call: DelayedCall | None = None
+        self._pump_call: IDelayedCall | None = None
         self._delay = (backoff or Backoff()).policy()
         self._failures = 0
-        self._retry: DelayedCall | None = None
+        self._retry: IDelayedCall | None = None
         self._probing: Deferred[None] | None = None
         self._running = False
         self._connected = False
@@ -255,7 +255,7 @@ class MQTTBridge:
         self._retry = self._reactor.callLater(delay, self._attempt)
 
     def _on_connect(
-        self, client: Client, userdata: Any, flags: ConnectFlags, reason: ReasonCode, properties: Properties | None
+        self, client: Client, userdata: object, flags: ConnectFlags, reason: ReasonCode, properties: Properties | None
     ) -> None:
         if reason.is_failure:
             _log.error("bridge: {broker} refused the bridge: {reason}", broker=str(self.broker), reason=str(reason))
@@ -279,7 +279,7 @@ class MQTTBridge:
     def _on_disconnect(
         self,
         client: Client,
-        userdata: Any,
+        userdata: object,
         flags: DisconnectFlags,
         reason: ReasonCode,
         properties: Properties | None,
@@ -326,7 +326,7 @@ class MQTTBridge:
             unconfirmed[info.mid] = (info, msg)
 
     def _on_publish(
-        self, client: Client, userdata: Any, mid: int, reason: ReasonCode, properties: Properties | None
+        self, client: Client, userdata: object, mid: int, reason: ReasonCode, properties: Properties | None
     ) -> None:
         """QoS 1: the broker acknowledged ``mid``."""
         if self._unconfirmed.pop(mid, None) is not None:
@@ -343,7 +343,7 @@ class MQTTBridge:
         if self.qos == 0 and self._connected:
             self._pump()
 
-    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
+    def _on_message(self, client: Client, userdata: object, message: MQTTMessage) -> None:
         try:
             self._server.broadcast(bytes(message.payload))
         except ValueError as error:

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from paho.mqtt.client import Client
 from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from leads_twisted.comm.reactor_types import IHubReactor
+
+if TYPE_CHECKING:
+    import socket
+
+    from paho.mqtt.client import SocketLike
 
 #: Seconds between paho's ``loop_misc`` calls (keep-alive pings and the broker's silence), while a socket is open.
 MISC_INTERVAL: float = 1.0
@@ -26,7 +33,7 @@ class PahoSocket:
     """One socket of a paho client, as the reactor sees it: readable calls ``loop_read``, writable lets the
     driver write. paho closes the socket itself; it tells us first, and we leave the reactor then."""
 
-    def __init__(self, client: Client, sock: Any, writable: Callable[[], None]) -> None:
+    def __init__(self, client: Client, sock: SocketLike, writable: Callable[[], None]) -> None:
         self._client = client
         self._sock = sock
         self._writable = writable
@@ -65,7 +72,7 @@ class ReactorDriver:
     def __init__(
         self,
         client: Client,
-        reactor: Any,
+        reactor: IHubReactor,
         idle: Callable[[], None] = lambda: None,
         sent: Callable[[int], None] = lambda count: None,
     ) -> None:
@@ -74,7 +81,7 @@ class ReactorDriver:
         self._idle = idle
         self._sent = sent
         self._socket: PahoSocket | None = None
-        self._sock: Any = None
+        self._sock: socket.socket | None = None
         #: The owner's buffer being written: bytes left, the messages in it, and the bytes written so far.
         self._buffer: memoryview | None = None
         self._messages: list[bytes] = []
@@ -120,11 +127,11 @@ class ReactorDriver:
 
     def _flush(self, report: bool = True) -> bool:
         """Write what the socket takes of the owner's buffer; True when none is left."""
-        buffer = self._buffer
-        assert buffer is not None
+        buffer, sock = self._buffer, self._sock
+        assert buffer is not None and sock is not None
         while buffer:
             try:
-                count = self._sock.send(buffer)
+                count = sock.send(buffer)
             except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 break
             except OSError:
@@ -156,15 +163,17 @@ class ReactorDriver:
             self._reactor.removeWriter(socket)
             self._idle()
 
-    def _opened(self, client: Client, userdata: Any, sock: Any) -> None:
-        self._sock = sock
+    def _opened(self, client: Client, userdata: object, sock: SocketLike) -> None:
+        # paho opens a plain or a TLS socket (an ``ssl.SSLSocket`` is a ``socket.socket``): its ``send`` takes
+        # the memoryviews ``_flush`` writes, which paho's ``SocketLike`` hint (bytes only) leaves out.
+        self._sock = cast("socket.socket", sock)
         self._broken = False
         self._socket = PahoSocket(client, sock, self._writable)
         self._reactor.addReader(self._socket)
         if not self._misc.running:
             self._misc.start(MISC_INTERVAL, now=False)
 
-    def _closed(self, client: Client, userdata: Any, sock: Any) -> None:
+    def _closed(self, client: Client, userdata: object, sock: SocketLike) -> None:
         if self._socket is not None:
             self._reactor.removeReader(self._socket)
             self._reactor.removeWriter(self._socket)
@@ -175,11 +184,11 @@ class ReactorDriver:
         if self._misc.running:
             self._misc.stop()
 
-    def _paho_wants(self, client: Client, userdata: Any, sock: Any) -> None:
+    def _paho_wants(self, client: Client, userdata: object, sock: SocketLike) -> None:
         if self._socket is not None and not self._broken:
             self._reactor.addWriter(self._socket)
 
-    def _paho_written(self, client: Client, userdata: Any, sock: Any) -> None:
+    def _paho_written(self, client: Client, userdata: object, sock: SocketLike) -> None:
         if self._socket is not None and self._buffer is None:
             self._reactor.removeWriter(self._socket)
             self._idle()

@@ -9,11 +9,13 @@ a port that has just accepted a connection.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.interfaces import IProtocol, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
+
+from leads_twisted.comm.reactor_types import IHubReactor
 
 
 class _Hangup(Protocol):
@@ -24,7 +26,7 @@ class _Hangup(Protocol):
         self.transport.loseConnection()
 
 
-def probe(reactor: Any, host: str, port: int, timeout: float) -> Deferred[None]:
+def probe(reactor: IHubReactor, host: str, port: int, timeout: float) -> Deferred[None]:
     """Fires with None once a TCP connection to ``host:port`` was made (and is being closed), or fails with
     why not (the name unknown, refused, nothing within ``timeout`` seconds). Cancel it to give up.
 
@@ -32,11 +34,11 @@ def probe(reactor: Any, host: str, port: int, timeout: float) -> Deferred[None]:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        endpoint: Any = HostnameEndpoint(reactor, host, port, timeout=timeout)
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
     else:
         direct = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
         endpoint = direct(reactor, host, port, timeout=timeout)
     factory = Factory.forProtocol(_Hangup)
     factory.noisy = False  # no start and stop lines in the log for every attempt
-    connecting: Deferred[Any] = endpoint.connect(factory)
+    connecting: Deferred[IProtocol] = endpoint.connect(factory)
     return connecting.addCallback(lambda _: None)

@@ -13,12 +13,17 @@ import datetime
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from leads_twisted.cli.errors import CommandError
 
+if TYPE_CHECKING:  # cryptography is imported only when certificates are made
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
-def _crypto() -> Any:
+
+def _crypto() -> ModuleType:
     try:
         import cryptography  # noqa: F401
     except ImportError:
@@ -28,17 +33,17 @@ def _crypto() -> Any:
     return x509
 
 
-def _name(common_name: str) -> Any:
+def _name(common_name: str) -> x509.Name:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _alternative_names(hosts: list[str]) -> Any:
+def _alternative_names(hosts: list[str]) -> x509.SubjectAlternativeName:
     from cryptography import x509
 
-    names: list[Any] = []
+    names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
@@ -47,7 +52,15 @@ def _alternative_names(hosts: list[str]) -> Any:
     return x509.SubjectAlternativeName(names)
 
 
-def _certificate(subject: str, key: Any, issuer: str, issuer_key: Any, days: int, role: str, hosts: list[str]) -> Any:
+def _certificate(
+    subject: str,
+    key: EllipticCurvePrivateKey,
+    issuer: str,
+    issuer_key: EllipticCurvePrivateKey,
+    days: int,
+    role: str,
+    hosts: list[str],
+) -> x509.Certificate:
     """A certificate: ``role`` is ``ca``, ``server`` (naming ``hosts``) or ``client``."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -119,7 +132,7 @@ def make_certificates(options: argparse.Namespace) -> int:
     if existing and not options.force:
         raise CommandError(f"{existing[0]} exists; give --force to overwrite, or another directory")
 
-    def key_pem(key: Any) -> bytes:
+    def key_pem(key: EllipticCurvePrivateKey) -> bytes:
         return bytes(
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

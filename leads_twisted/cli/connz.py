@@ -25,6 +25,7 @@ def connz_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts)
 
 
+# Any: a JSON document from the network, whose values ``table`` converts as it reads them.
 def fetch(url: str, timeout: float) -> dict[str, Any]:
     """The JSON at ``url``, or ``CommandError``."""
     try:

@@ -11,7 +11,7 @@ import math
 import queue
 import sys
 import time
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from leads_twisted.cli.errors import CommandError
 from leads_twisted.comm import Callback, Client, ConnectionBase, ServiceView, TLSOptions
@@ -68,9 +68,9 @@ class Printer(Callback):
         service.close()
 
 
-def _as_json(msg: bytes) -> dict[str, Any]:
+def _as_json(msg: bytes) -> dict[str, float | str]:
     """A message with the time it arrived: as text when it is UTF-8, else as hex."""
-    record: dict[str, Any] = {"time": round(time.time(), 6), "size": len(msg)}
+    record: dict[str, float | str] = {"time": round(time.time(), 6), "size": len(msg)}
     try:
         record["text"] = msg.decode()
     except UnicodeDecodeError:
