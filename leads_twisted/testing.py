@@ -23,9 +23,9 @@ clock. TLS is not simulated.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TypeVar, Unpack, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -39,7 +39,9 @@ from twisted.test.iosim import FakeTransport, IOPump, connect
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.client_hub import ClientHub
 from leads_twisted.comm.connection import ConnectionBase
+from leads_twisted.comm.handoff import Handoff
 from leads_twisted.comm.hub import State
+from leads_twisted.comm.link_policy import Backoff, LinkOptions
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.server_hub import ServerHub
 from leads_twisted.comm.views import LinkView, ServiceView
@@ -50,6 +52,39 @@ __all__ = ["MemoryNetwork", "MemoryRunner", "Recorder", "connect_in_memory"]
 MAX_FLUSH_ROUNDS: int = 100_000
 
 _LOOPBACK = "127.0.0.1"
+
+#: What a ``Recorder`` notes with each call: None (initialize), a connection (connect, disconnect), a message
+#: (receive) or an error (fail).
+Detail = ConnectionBase | bytes | Exception | None
+
+_T = TypeVar("_T")
+
+
+class SharedOptions(LinkOptions, total=False):
+    """Options ``connect_in_memory`` gives both services: framing and the link policy."""
+
+    separator: bytes
+    max_message: int
+    slow_callback: float | None
+
+
+class ServerOptions(SharedOptions, total=False):
+    """A ``ServerHub``'s keyword options that mean something in memory."""
+
+    max_connections: int | None
+    allow: Sequence[str] | None
+    max_memory: int | None
+    handoff: Handoff | None
+
+
+class ClientOptions(SharedOptions, total=False):
+    """A ``ClientHub``'s keyword options that mean something in memory."""
+
+    connect_timeout: float
+    reconnect: bool
+    backoff: Backoff | None
+    queue_while_disconnected: int
+    handoff: Handoff | None
 
 
 class Recorder(Callback):
@@ -62,7 +97,7 @@ class Recorder(Callback):
 
     def __init__(self) -> None:
         super().__init__()
-        self.events: list[tuple[str, Any]] = []
+        self.events: list[tuple[str, Detail]] = []
         #: The connection each received message came from, in the order of ``received``.
         self.senders: list[LinkView] = []
         self._waiters: list[tuple[Callable[[Recorder], bool], Deferred[Recorder]]] = []
@@ -74,29 +109,29 @@ class Recorder(Callback):
         """The kind of each call so far, in order."""
         return [kind for kind, _ in self.events]
 
-    def of(self, kind: str) -> list[Any]:
+    def of(self, kind: str) -> list[Detail]:
         """The details of the calls of one kind, in order."""
         return [detail for seen, detail in self.events if seen == kind]
 
     @property
     def received(self) -> list[bytes]:
         """Every message delivered to ``on_receive``, in order."""
-        return self.of("receive")
+        return cast("list[bytes]", self.of("receive"))
 
     @property
     def connections(self) -> list[ConnectionBase]:
         """Every connection given to ``on_connect``."""
-        return self.of("connect")
+        return cast("list[ConnectionBase]", self.of("connect"))
 
     @property
     def disconnections(self) -> list[ConnectionBase]:
         """Every connection given to ``on_disconnect``."""
-        return self.of("disconnect")
+        return cast("list[ConnectionBase]", self.of("disconnect"))
 
     @property
     def failures(self) -> list[Exception]:
         """Every error given to ``on_fail``."""
-        return self.of("fail")
+        return cast("list[Exception]", self.of("fail"))
 
     def when(self, predicate: Callable[[Recorder], bool]) -> Deferred[Recorder]:
         """A Deferred that fires with this recorder once ``predicate(recorder)`` holds, checked after each call.
@@ -111,7 +146,7 @@ class Recorder(Callback):
         return waiter
 
     @contextmanager
-    def _noting(self, kind: str, detail: Any) -> Iterator[None]:
+    def _noting(self, kind: str, detail: Detail) -> Iterator[None]:
         """Note a call, let the block hand it on, and only then wake the waiters, so that they see the work of
         the callbacks behind this one done. (``self.super`` must be called in the ``on_*`` method itself.)"""
         self.events.append((kind, detail))
@@ -196,7 +231,9 @@ class MemoryNetwork:
     server listens on its port, as by default; other endpoints (``endpoint=``) and TLS are not simulated.
     """
 
-    def __init__(self, server_callback: Callback | None = None, *, port: int = 16900, **server_options: Any) -> None:
+    def __init__(
+        self, server_callback: Callback | None = None, *, port: int = 16900, **server_options: Unpack[ServerOptions]
+    ) -> None:
         self.clock: MemoryReactorClock = MemoryReactorClock()
         self.server_seen: Recorder = Recorder()
         self.server: ServerHub = ServerHub(port, server_callback, reactor=self.clock, **server_options)
@@ -216,7 +253,9 @@ class MemoryNetwork:
         """What the first client's callback was told."""
         return self._first()[1]
 
-    def add_client(self, callback: Callback | None = None, **client_options: Any) -> tuple[ClientHub, Recorder]:
+    def add_client(
+        self, callback: Callback | None = None, **client_options: Unpack[ClientOptions]
+    ) -> tuple[ClientHub, Recorder]:
         """Start one more client of the server with ``callback``, connect it, and return it with its recorder.
 
         Raises the client's start-up error (``ConnectionRefusedError`` once the server is closed), unless
@@ -325,26 +364,29 @@ def connect_in_memory(
     server_callback: Callback | None = None,
     client_callback: Callback | None = None,
     *,
-    server_options: dict[str, Any] | None = None,
-    client_options: dict[str, Any] | None = None,
-    **options: Any,
+    server_options: ServerOptions | None = None,
+    client_options: ClientOptions | None = None,
+    **options: Unpack[SharedOptions],
 ) -> MemoryNetwork:
     """A started server with ``server_callback`` and one client with ``client_callback``, linked in memory.
 
     ``options`` go to both services (``separator``, ``max_message``, ``framing``, ``heartbeat``, ...);
     ``server_options`` and ``client_options`` to one side only (``max_connections``, ``reconnect``, ...).
     """
-    network = MemoryNetwork(server_callback, **options, **(server_options or {}))
-    network.add_client(client_callback, **options, **(client_options or {}))
+    # A key given both in ``options`` and for one side is the caller's mistake: Python refuses it (TypeError),
+    # which is what mypy warns of here, as both may hold any of the shared keys.
+    network = MemoryNetwork(server_callback, **options, **(server_options or {}))  # type: ignore[misc]
+    network.add_client(client_callback, **options, **(client_options or {}))  # type: ignore[misc]
     return network
 
 
-def _outcome(started: Deferred[Any], what: str) -> Any:
+def _outcome(started: Deferred[_T], what: str) -> _T:
     """The result a Deferred already has; raises its error, or ``RuntimeError`` if it has none yet."""
-    results: list[Any] = []
+    results: list[_T | Failure] = []
     started.addBoth(results.append)
     if not results:
         raise RuntimeError(f"{what} did not start in memory; is a connection attempt left unanswered?")
-    if isinstance(results[0], Failure):
-        results[0].raiseException()
-    return results[0]
+    result = results[0]
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypedDict
 
 from leads_twisted.comm.framing import (
     DEFAULT_MAX_MESSAGE,
@@ -55,6 +55,20 @@ class Backoff:
             return base * (1.0 + uniform(-self.jitter, self.jitter))
 
         return delay
+
+
+class LinkOptions(TypedDict, total=False):
+    """The keyword options a service hands to its ``LinkPolicy`` beside ``separator`` and ``max_message``: type
+    a service's ``**link_options`` with ``Unpack[LinkOptions]``."""
+
+    framing: FramingName
+    max_buffered: int
+    slow_policy: SlowPolicy
+    idle_timeout: float | None
+    heartbeat: float | None
+    handshake_timeout: float
+    max_rate: float | None
+    close_timeout: float
 
 
 @dataclass(frozen=True)
