@@ -15,11 +15,11 @@ import sys
 import threading
 from collections import deque
 from datetime import datetime
-from typing import Any
 
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    LogEvent,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
@@ -101,13 +101,13 @@ def colour(text: str, style: Format) -> str:
     return f"\033[{codes}m{text}\033[0m"
 
 
-def _wants_colour(stream: Any) -> bool:
+def _wants_colour(stream: object) -> bool:
     """Colour a terminal only: a journal or a file would keep the escape codes as text."""
     return "NO_COLOR" not in os.environ and bool(getattr(stream, "isatty", lambda: False)())
 
 
 @provider(ILogObserver)
-def _stdout_observer(event: dict[str, Any]) -> None:
+def _stdout_observer(event: LogEvent) -> None:
     if "leads_line" in event:  # ``L.print``: a line marked by its caller
         line = event["leads_line"]
     elif "leads_head" in event:  # L's events: the mark carries the time of the call, as in LEADS
@@ -129,7 +129,7 @@ def _stdout_observer(event: dict[str, Any]) -> None:
     stream.flush()
 
 
-def stream_is_usable(stream: Any) -> bool:
+def stream_is_usable(stream: object) -> bool:
     """True if ``stream`` can be written to (it may be closed at interpreter exit)."""
     return stream is not None and not getattr(stream, "closed", False)
 

@@ -4,8 +4,8 @@ writes, and the factory that wraps each connection of the site in one."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from twisted.internet.interfaces import IProtocol
 from twisted.internet.protocol import connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
@@ -13,6 +13,7 @@ from twisted.web.server import Site
 
 from leads_twisted.comm import MessageTooLong
 from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
+from leads_twisted.comm.reactor_types import ClockFromThreads
 from leads_twisted.websocket.frames import FrameMeter
 
 
@@ -21,9 +22,9 @@ class MeteredChannel(ProtocolWrapper):
     it counts the frames coming in (``FrameMeter``), stops passing bytes on when a message is too long, and
     tells the server's memory budget what an unfinished message holds."""
 
-    def __init__(self, factory: WebSocketSite, wrapped: Any) -> None:
+    def __init__(self, factory: WebSocketSite, wrapped: IProtocol) -> None:
         super().__init__(factory, wrapped)
-        self.reactor: Any = factory.reactor
+        self.reactor: ClockFromThreads = factory.reactor
         self._meter: FrameMeter | None = None
         self._over: Callable[[Exception], None] | None = None
         self._limit = 0
@@ -86,9 +87,9 @@ class WebSocketSite(WrappingFactory[MeteredChannel]):
     protocol = MeteredChannel
     noisy = False
 
-    def __init__(self, site: Site, reactor: Any) -> None:
+    def __init__(self, site: Site, reactor: ClockFromThreads) -> None:
         super().__init__(site)
-        self.reactor = reactor
+        self.reactor: ClockFromThreads = reactor
 
     def channels(self) -> list[MeteredChannel]:
         """The connections open now (HTTP or WebSocket)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import cast
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.python.failure import Failure
 
 from leads_twisted.comm import ServerHub, TLSOptions
 from leads_twisted.comm.endpoints import server_endpoint
@@ -35,7 +37,7 @@ class WebSocketGate:
     def __init__(
         self,
         server: ServerHub,
-        endpoint: Any | Sequence[Any],
+        endpoint: str | IStreamServerEndpoint | Sequence[str | IStreamServerEndpoint],
         *,
         origins: Iterable[str] = (),
         tls: TLSOptions | None = None,
@@ -58,20 +60,20 @@ class WebSocketGate:
         none) if one cannot listen."""
         reactor = self._server.reactor
         site = self._site = make_site(self._server, self._origins, self._page)
-        factory: Any = site
+        factory: IProtocolFactory = site
         if self._tls is not None:
             from twisted.protocols.tls import TLSMemoryBIOFactory
 
             factory = TLSMemoryBIOFactory(self._tls.server_options(), False, site)
         endpoints = [server_endpoint(reactor, e) if isinstance(e, str) else e for e in self._endpoints]
         attempts = [maybeDeferred(endpoint.listen, factory) for endpoint in endpoints]
-        listening: Deferred[Any] = DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
+        listening = DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
 
         def listened(results: list[tuple[bool, IListeningPort]]) -> list[IListeningPort]:
             self._ports = [port for _, port in results]
             return list(self._ports)
 
-        def failed(failure: Any) -> Any:
+        def failed(failure: Failure) -> Failure:
             for attempt in attempts:
                 attempt.addCallback(lambda port: port.stopListening()).addErrback(lambda _: None)
             return getattr(failure.value, "subFailure", failure)
@@ -91,12 +93,12 @@ class WebSocketGate:
 
     def start(self) -> WebSocketGate:
         """From any thread but the reactor's: listen, and return once listening. Raises ``OSError`` if not."""
-        self._runner.call(cast(Any, self.listen), timeout=CALL_TIMEOUT_SECONDS)
+        self._runner.call(self.listen, timeout=CALL_TIMEOUT_SECONDS)
         return self
 
     def close(self) -> None:
         """From any thread but the reactor's: stop listening."""
-        self._runner.call(cast(Any, self.stop_listening), timeout=CALL_TIMEOUT_SECONDS)
+        self._runner.call(self.stop_listening, timeout=CALL_TIMEOUT_SECONDS)
 
     def listening_ports(self) -> list[IListeningPort]:
         """The ports listened on, once listening."""
@@ -104,7 +106,8 @@ class WebSocketGate:
 
     def url(self, scheme: str = "http") -> str:
         """The page's address on the first port, for messages and tests (``ws`` gives the stream's)."""
-        host: Any = self._ports[0].getHost()
+        # A browser reaches only TCP endpoints (tcp:, tcp6:, ssl:): their ports have a host and a port number.
+        host = cast("IPv4Address | IPv6Address", self._ports[0].getHost())
         secure = self._tls is not None
         scheme = {"http": "https", "ws": "wss"}.get(scheme, scheme) if secure else scheme
         address = f"[{host.host}]" if ":" in host.host else host.host
