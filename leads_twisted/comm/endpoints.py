@@ -12,7 +12,7 @@ import errno
 import os
 import socket
 import stat
-from typing import TypedDict
+from typing import TypeAlias, TypedDict
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
@@ -20,6 +20,9 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStrea
 from zope.interface import implementer
 
 from leads_twisted.comm.reactor_types import IHubReactor
+
+#: Where a server listens: a Twisted server endpoint, or its description (``tcp:16900``, ``unix:/run/x.sock``).
+ServerEndpointLike: TypeAlias = "str | IStreamServerEndpoint"
 
 #: Who may connect to a server's unix socket unless told otherwise: its owner and its group.
 DEFAULT_UNIX_MODE: int = 0o660

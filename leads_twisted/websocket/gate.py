@@ -7,11 +7,11 @@ from typing import cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.python.failure import Failure
 
 from leads_twisted.comm import ServerHub, TLSOptions
-from leads_twisted.comm.endpoints import server_endpoint
+from leads_twisted.comm.endpoints import ServerEndpointLike, server_endpoint
 from leads_twisted.comm.reactor_thread import ReactorRunner
 from leads_twisted.comm.reactor_thread import runner as shared_runner
 from leads_twisted.websocket.channel import WebSocketSite
@@ -37,7 +37,7 @@ class WebSocketGate:
     def __init__(
         self,
         server: ServerHub,
-        endpoint: str | IStreamServerEndpoint | Sequence[str | IStreamServerEndpoint],
+        endpoint: ServerEndpointLike | Sequence[ServerEndpointLike],
         *,
         origins: Iterable[str] = (),
         tls: TLSOptions | None = None,
