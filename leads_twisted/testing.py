@@ -43,6 +43,7 @@ from leads_twisted.comm.handoff import Handoff
 from leads_twisted.comm.hub import State
 from leads_twisted.comm.link_policy import Backoff, LinkOptions
 from leads_twisted.comm.reactor_thread import ReactorRunner
+from leads_twisted.comm.reactor_types import IHubReactor
 from leads_twisted.comm.server_hub import ServerHub
 from leads_twisted.comm.views import LinkView, ServiceView
 
@@ -235,8 +236,11 @@ class MemoryNetwork:
         self, server_callback: Callback | None = None, *, port: int = 16900, **server_options: Unpack[ServerOptions]
     ) -> None:
         self.clock: MemoryReactorClock = MemoryReactorClock()
+        # The in-memory reactor provides every part of a hub's reactor but IReactorThreads: nothing here calls
+        # callFromThread, since every call is made in the one thread that counts as the reactor's.
+        self._hub_reactor = cast("IHubReactor", self.clock)
         self.server_seen: Recorder = Recorder()
-        self.server: ServerHub = ServerHub(port, server_callback, reactor=self.clock, **server_options)
+        self.server: ServerHub = ServerHub(port, server_callback, reactor=self._hub_reactor, **server_options)
         self.server.set_callback(self.server_seen)
         self._wires: list[_Wire] = []
         self._clients: list[tuple[ClientHub, Recorder]] = []
@@ -264,7 +268,7 @@ class MemoryNetwork:
         seen = Recorder()
         port = self.server.port()
         endpoint = TCP4ClientEndpoint(self.clock, _LOOPBACK, port)
-        client = ClientHub(port, callback, reactor=self.clock, endpoint=endpoint, **client_options)
+        client = ClientHub(port, callback, reactor=self._hub_reactor, endpoint=endpoint, **client_options)
         client.set_callback(seen)
         self._clients.append((client, seen))
         started = client.start_in_reactor(_LOOPBACK)
