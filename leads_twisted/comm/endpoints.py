@@ -16,13 +16,15 @@ from typing import TypeAlias, TypedDict
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamClientEndpoint, IStreamServerEndpoint
 from zope.interface import implementer
 
 from leads_twisted.comm.reactor_types import IHubReactor
 
 #: Where a server listens: a Twisted server endpoint, or its description (``tcp:16900``, ``unix:/run/x.sock``).
 ServerEndpointLike: TypeAlias = "str | IStreamServerEndpoint"
+#: Where a client connects: a Twisted client endpoint, or its description (``tcp:host=example.org:port=16900``).
+ClientEndpointLike: TypeAlias = "str | IStreamClientEndpoint"
 
 #: Who may connect to a server's unix socket unless told otherwise: its owner and its group.
 DEFAULT_UNIX_MODE: int = 0o660
