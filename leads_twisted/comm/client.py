@@ -8,14 +8,15 @@ order, on reconnect (see ``ClientHub``).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Unpack
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.client_hub import DEFAULT_CONNECT_TIMEOUT, ClientHub, check_address
 from leads_twisted.comm.connection import Connection
+from leads_twisted.comm.endpoints import ClientEndpointLike
 from leads_twisted.comm.errors import check_options, option_names
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR
-from leads_twisted.comm.link_policy import Backoff
+from leads_twisted.comm.link_policy import Backoff, LinkOptions
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.prototype import Entity
 from leads_twisted.comm.reactor_thread import ReactorRunner
@@ -37,7 +38,7 @@ class Client(Service, ClientHub):
         max_message: int = DEFAULT_MAX_MESSAGE,
         *,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        endpoint: Any = None,
+        endpoint: ClientEndpointLike | None = None,
         reconnect: bool = False,
         backoff: Backoff | None = None,
         queue_while_disconnected: int = 0,
@@ -45,7 +46,7 @@ class Client(Service, ClientHub):
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,
         slow_callback: float | None = None,
-        **link_options: Any,
+        **link_options: Unpack[LinkOptions],
     ) -> None:
         outbox = self._use_runner(runner, max_queued)
         ClientHub.__init__(

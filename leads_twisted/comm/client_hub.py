@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import threading
 from threading import get_ident
-from typing import Any, Self
+from typing import Self, Unpack
 
 from twisted.application.internet import ClientService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
+from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from leads_twisted.comm.callback import Callback
-from leads_twisted.comm.connection import Connection
+from leads_twisted.comm.connection import Connection, ConnectionBase
+from leads_twisted.comm.endpoints import ClientEndpointLike
 from leads_twisted.comm.errors import describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR
 from leads_twisted.comm.handoff import Handoff
 from leads_twisted.comm.hub import Hub, State
-from leads_twisted.comm.link_policy import Backoff
-from leads_twisted.comm.protocol import LeadsClientFactory
+from leads_twisted.comm.link_policy import Backoff, LinkOptions
+from leads_twisted.comm.protocol import LeadsClientFactory, LeadsProtocol
+from leads_twisted.comm.reactor_types import IHubReactor
 from leads_twisted.comm.tls import TLSOptions
 from leads_twisted.comm.write_batch import WriteBatch
 
@@ -49,16 +52,16 @@ class ClientHub(Hub):
         max_message: int = DEFAULT_MAX_MESSAGE,
         *,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        endpoint: Any = None,
+        endpoint: ClientEndpointLike | None = None,
         reconnect: bool = False,
         backoff: Backoff | None = None,
         queue_while_disconnected: int = 0,
         tls: TLSOptions | None = None,
         slow_callback: float | None = None,
-        reactor: Any = None,
+        reactor: IHubReactor | None = None,
         handoff: Handoff | None = None,
         write_batch: WriteBatch | None = None,
-        **link_options: Any,
+        **link_options: Unpack[LinkOptions],
     ) -> None:
         super().__init__(
             port,
@@ -78,8 +81,8 @@ class ClientHub(Hub):
         self._queue_limit: int = queue_while_disconnected
         self._held = HeldSends()
         self._connection: Connection | None = None
-        self._connecting: Deferred[Any] | None = None
-        self._first_link: Deferred[Connection | None] | None = None
+        self._connecting: Deferred[IProtocol] | None = None
+        self._first_link: Deferred[ConnectionBase | None] | None = None
         self._retrying: ClientService | None = None
         #: What the server said when it ended the link with ``disconnect``; every later refusal names it.
         self._server_goodbye: str | None = None
@@ -190,25 +193,26 @@ class ClientHub(Hub):
         else:
             _log.debug("{count} messages dropped: not connected", count=len(messages))
 
-    def _endpoint_for(self, server_address: str) -> Any:
+    def _endpoint_for(self, server_address: str) -> IStreamClientEndpoint:
         endpoint = self._target.endpoint
         if isinstance(endpoint, str):
-            return clientFromString(self.reactor, endpoint)
+            described: IStreamClientEndpoint = clientFromString(self.reactor, endpoint)
+            return described
         if endpoint is not None:
             return endpoint
         return HostnameEndpoint(self.reactor, server_address, self._port, timeout=self._target.connect_timeout)
 
-    def _factory_for(self, server_address: str) -> Any:
+    def _factory_for(self, server_address: str) -> IProtocolFactory:
         """Our factory, wrapped in TLS here rather than in the endpoint so the TLS layer sits right on our
         protocol and tells it when the handshake is done (also under ``ClientService``'s proxy)."""
-        factory: Any = LeadsClientFactory(self)
+        factory: IProtocolFactory = LeadsClientFactory(self)
         if self._target.tls is not None:
             from twisted.protocols.tls import TLSMemoryBIOFactory  # needs the tls extra (pyOpenSSL)
 
             factory = TLSMemoryBIOFactory(self._target.tls.client_options(server_address), True, factory)
         return factory
 
-    def _start_in_reactor(self, server_address: str = "127.0.0.1") -> Deferred[Any]:
+    def _start_in_reactor(self, server_address: str = "127.0.0.1") -> Deferred[ConnectionBase | None]:
         """Fires once the first link is up (connected and, over TLS, verified), or fails if it cannot be;
         with reconnect on, a failed first attempt fires it with ``None`` and the retries go on."""
         self._target.address = server_address
@@ -218,10 +222,10 @@ class ClientHub(Hub):
         endpoint = self._endpoint_for(server_address)
         factory = self._factory_for(server_address)
         # Kept here too: an endpoint that connects at once (a serial port) settles it before connect returns.
-        first_link: Deferred[Connection | None] = Deferred()
+        first_link: Deferred[ConnectionBase | None] = Deferred()
         self._first_link = first_link
         if not self._target.reconnect:
-            connecting: Deferred[Any] = endpoint.connect(factory)
+            connecting = endpoint.connect(factory)
             # Any endpoint, not only ours, gets the connect timeout: one that never answers must not hang start.
             connecting.addTimeout(self._target.connect_timeout, self.reactor)
             self._connecting = connecting
@@ -253,7 +257,7 @@ class ClientHub(Hub):
     def waits_for_acceptance(self) -> bool:
         return True
 
-    def link_failed(self, protocol: Any, reason: Failure) -> None:
+    def link_failed(self, protocol: LeadsProtocol, reason: Failure) -> None:
         refusal = _certificate_refusal(reason.value, self.describe_target())
         if refusal is not None:
             reason = Failure(refusal)
@@ -283,7 +287,7 @@ class ClientHub(Hub):
         # start Deferred, run there): stop it on the reactor's next turn, before any retry could begin.
         self.reactor.callLater(0, lambda: retrying.stopService().addBoth(lambda _: self._finish()))
 
-    def _links(self) -> list[Any]:
+    def _links(self) -> list[ConnectionBase]:
         return [self._connection] if self._connection is not None else []
 
     def _refusal_once_closed(self) -> str:
@@ -291,12 +295,12 @@ class ClientHub(Hub):
             return f"{self._server_goodbye}; the client is closed"  # why it closed, however late the send
         return f"the client for {self.describe_target()} is closed"
 
-    def _refusal_on_link_close(self, connection: Any) -> str | None:
+    def _refusal_on_link_close(self, connection: ConnectionBase) -> str | None:
         if connection is not self._connection or self._queue_limit or self._handoff.refusing():
             return None  # not ours, held for the next link, or already refused with a more precise reason
         return f"the connection to {self.describe_target()} is closed"
 
-    def _peer_said_disconnect(self, connection: Any) -> None:
+    def _peer_said_disconnect(self, connection: ConnectionBase) -> None:
         """The server said ``disconnect``: from now on ``send`` raises (or, with a disconnected-send queue and
         reconnecting, holds the message for the next link); everything accepted before goes out first."""
         if connection is self._connection:
@@ -315,7 +319,7 @@ class ClientHub(Hub):
             connection.write_messages(held)
         self._connection = connection
 
-    def _after_link_up(self, connection: Any) -> None:
+    def _after_link_up(self, connection: ConnectionBase) -> None:
         """The first link is up and ``on_connect`` has run: a waiting ``start`` may return."""
         first, self._first_link = self._first_link, None
         if first is not None:
@@ -379,7 +383,12 @@ class Target:
     __slots__ = ("address", "backoff", "connect_timeout", "endpoint", "reconnect", "tls")
 
     def __init__(
-        self, connect_timeout: float, endpoint: Any, reconnect: bool, backoff: Backoff, tls: TLSOptions | None
+        self,
+        connect_timeout: float,
+        endpoint: ClientEndpointLike | None,
+        reconnect: bool,
+        backoff: Backoff,
+        tls: TLSOptions | None,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.endpoint = endpoint

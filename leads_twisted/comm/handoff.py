@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 
 class HandoffTarget(Protocol):
@@ -72,7 +72,7 @@ class ReactorHandoff:
 
     max_queued: int = 0
 
-    def __init__(self, call_from_thread: Callable[[Callable[[], None]], Any]) -> None:
+    def __init__(self, call_from_thread: Callable[[Callable[[], None]], object]) -> None:
         self._call_from_thread = call_from_thread
         #: ``(target, message)``, or ``(target, None)`` for a close; ``deque.append`` is atomic.
         self._waiting: deque[tuple[HandoffTarget, bytes | None]] = deque()

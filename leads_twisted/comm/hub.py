@@ -16,10 +16,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from threading import get_ident
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -27,13 +28,15 @@ from twisted.python.failure import Failure
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection, ConnectionBase, describe_peer
 from leads_twisted.comm.errors import describe_start_failure
-from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, DISCONNECT, MessageTooLong
+from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, DISCONNECT, Decoder, MessageTooLong
 from leads_twisted.comm.handoff import Handoff, ReactorHandoff
-from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
+from leads_twisted.comm.length_framing import LengthDecoder
+from leads_twisted.comm.link_policy import HEARTBEAT, LinkOptions, LinkPolicy
 from leads_twisted.comm.log_guard import RateLimitedWarnings, about_peer, escape
 from leads_twisted.comm.memory_budget import MemoryBudget
 from leads_twisted.comm.observer import LinkEnd, Observer, Observers
 from leads_twisted.comm.protocol import LeadsProtocol
+from leads_twisted.comm.reactor_types import IHubReactor, global_reactor
 from leads_twisted.comm.slow import SlowCallbacks, check_threshold
 from leads_twisted.comm.stats import ServiceStats, Stats
 from leads_twisted.comm.tls import describe_tls_error
@@ -69,7 +72,7 @@ class Life:
         #: Guards the moves out of NEW, and the first ``stats()``, which any thread may make.
         self.lock = threading.Lock()
         #: Cuts the links still draining once ``close_in_reactor(within=...)`` runs out.
-        self.cut_timer: Any = None
+        self.cut_timer: IDelayedCall | None = None
         #: ``close_in_reactor`` Deferreds, fired when the hub has ended.
         self.finish_waiters: list[Deferred[None]] = []
         #: The counting observer, once ``stats()`` has been asked for.
@@ -96,11 +99,11 @@ class Hub(ABC):
         separator: bytes = DEFAULT_SEPARATOR,
         max_message: int = DEFAULT_MAX_MESSAGE,
         *,
-        reactor: Any = None,
+        reactor: IHubReactor | None = None,
         handoff: Handoff | None = None,
         write_batch: WriteBatch | None = None,
         slow_callback: float | None = None,
-        **link_options: Any,
+        **link_options: Unpack[LinkOptions],
     ) -> None:
         self._port: int = check_port(port)
         if callback is not None and not isinstance(callback, Callback):
@@ -112,7 +115,7 @@ class Hub(ABC):
         self._inline_separator: bytes | None = None
         if self._policy.framing == "separator" and len(self._policy.separator) == 1:
             self._inline_separator = self._policy.separator
-        self._given_reactor: Any = reactor
+        self._given_reactor = reactor
         self._write_batch: WriteBatch = write_batch if write_batch is not None else shared_write_batch
         #: The reactor thread's id once the hub has begun (``_begin`` runs there): a send compares it with
         #: ``get_ident()``, the cheapest test of which thread it is in.
@@ -146,12 +149,12 @@ class Hub(ABC):
         return self._state
 
     @property
-    def reactor(self) -> Any:
+    def reactor(self) -> IHubReactor:
         """The reactor the hub runs on (the one given, else Twisted's global reactor)."""
-        if self._given_reactor is not None:
-            return self._given_reactor
-        from twisted.internet import reactor
-
+        reactor = self._given_reactor
+        if reactor is None:
+            # Importing Twisted's reactor installs it for good: found once, it is kept (no import per read).
+            reactor = self._given_reactor = global_reactor()
         return reactor
 
     @property
@@ -466,7 +469,7 @@ class Hub(ABC):
         read-only, for transports attached through ``attach``."""
         return self._policy
 
-    def _deliver(self, connection: Connection, messages: list[bytes]) -> None:
+    def _deliver(self, connection: ConnectionBase, messages: list[bytes]) -> None:
         """Hand messages to ``on_receive`` in order, with ``sender()`` set.
 
         A peer's ``disconnect`` is answered with ours and closes the link; what the peer sent before it
@@ -536,7 +539,7 @@ class Hub(ABC):
         connection.end_reason = LinkEnd.IDLE
         connection.close_now()
 
-    def link_received(self, connection: Any, decoder: Any, data: bytes) -> int:
+    def link_received(self, connection: ConnectionBase, decoder: Decoder | LengthDecoder, data: bytes) -> int:
         """Bytes from a link's peer: deliver the messages they complete, or drop a peer breaking the framing
         after delivering what it sent whole before. Returns how many messages the bytes completed.
 

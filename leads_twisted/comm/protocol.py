@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 from typing import Protocol as Interface
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener, IPushProducer, ISSLTransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IHandshakeListener,
+    IPushProducer,
+    IReactorTime,
+    ISSLTransport,
+    ITransport,
+)
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -27,7 +36,7 @@ class ProtocolHost(Interface):
         """What the link obeys (framing, timeouts, ``max_rate``)."""
 
     @property
-    def reactor(self) -> Any:
+    def reactor(self) -> IReactorTime:
         """The clock for timeouts and the rate limit."""
 
     #: Told what each link holds of an unfinished incoming message; None: no bound.
@@ -70,7 +79,7 @@ class ProtocolHost(Interface):
 class AdmissionHost(ProtocolHost, Interface):
     """What a server's factory needs besides: whether a new peer may join."""
 
-    def admission(self, address: Any) -> str | None:
+    def admission(self, address: IAddress | None) -> str | None:
         """Why a peer at ``address`` may not join (``"allow"``, ``"closing"``, ``"max_connections"``), or None."""
 
 
@@ -97,7 +106,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         self.connection: Connection | None = None
         reactor = service.reactor
         # TimeoutMixin's clock, given the way Twisted documents: an attribute in place of its method.
-        self.callLater = reactor.callLater  # type: ignore[method-assign]
+        self.callLater = reactor.callLater  # type: ignore[method-assign, assignment]  # TimeoutMixin leaves it untyped
         self._idle_timeout: float | None = policy.idle_timeout
         self._handshake_timeout: float = policy.handshake_timeout
         #: When the transport connected (reactor seconds): the oldest unfinished handshake is dropped first.
@@ -113,7 +122,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         self._read_shut = False
         self._write_shut = False
         #: While a TLS 1.3 client waits to hear that the server accepted it (``_await_acceptance``).
-        self._acceptance: Any = None
+        self._acceptance: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
@@ -268,7 +277,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         """The transport is going away; ``connectionLost`` reports it."""
 
 
-def _tls13(transport: Any) -> bool:
+def _tls13(transport: ITransport | None) -> bool:
     """Whether a TLS transport's connection negotiated TLS 1.3."""
     handle = getattr(transport, "getHandle", None)
     connection = handle() if handle is not None else None
@@ -276,7 +285,7 @@ def _tls13(transport: Any) -> bool:
     return version is not None and version() == "TLSv1.3"
 
 
-def _pass_half_closes_through(transport: Any, protocol: LeadsProtocol) -> None:
+def _pass_half_closes_through(transport: ITransport, protocol: LeadsProtocol) -> None:
     """Make sure the transport tells ``protocol`` of half-closes, also through an endpoint's wrapper.
 
     Twisted's client endpoints put a wrapper between the transport and our protocol that forwards
@@ -313,7 +322,7 @@ class LeadsServerFactory(Factory):
     def __init__(self, service: AdmissionHost) -> None:
         self.service: AdmissionHost = service
 
-    def buildProtocol(self, addr: Any) -> Protocol | None:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         """A protocol for the new link; none for a peer outside ``allow`` (the socket is closed at once); or,
         if the server is full or closing, one that says ``disconnect`` and closes: a LEADS 0.9.x peer needs the
         word, as it takes a bare close for more data to come."""
@@ -333,5 +342,5 @@ class LeadsClientFactory(ClientFactory):
     def __init__(self, service: ProtocolHost) -> None:
         self.service: ProtocolHost = service
 
-    def buildProtocol(self, addr: Any) -> LeadsProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> LeadsProtocol:
         return LeadsProtocol(self.service)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection
+from leads_twisted.comm.endpoints import ServerEndpointLike
 from leads_twisted.comm.errors import check_options, option_names
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR
+from leads_twisted.comm.link_policy import LinkOptions
 from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY
 from leads_twisted.comm.outbox import DEFAULT_MAX_QUEUED
 from leads_twisted.comm.prototype import Entity
@@ -34,7 +36,7 @@ class Server(Service, ServerHub):
         *,
         interface: str = "",
         backlog: int = DEFAULT_BACKLOG,
-        endpoint: Any | Sequence[Any] = None,
+        endpoint: ServerEndpointLike | Sequence[ServerEndpointLike] | None = None,
         max_connections: int | None = None,
         tls: TLSOptions | None = None,
         allow: Sequence[str] | None = None,
@@ -42,7 +44,7 @@ class Server(Service, ServerHub):
         max_queued: int = DEFAULT_MAX_QUEUED,
         runner: ReactorRunner | None = None,
         slow_callback: float | None = None,
-        **link_options: Any,
+        **link_options: Unpack[LinkOptions],
     ) -> None:
         outbox = self._use_runner(runner, max_queued)
         ServerHub.__init__(

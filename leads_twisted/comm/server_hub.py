@@ -8,22 +8,24 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from threading import get_ident
-from typing import Any
+from typing import Any, Unpack
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IAddress, IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection, ConnectionBase
-from leads_twisted.comm.endpoints import server_endpoint
+from leads_twisted.comm.endpoints import ServerEndpointLike, server_endpoint
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR
 from leads_twisted.comm.handoff import Handoff
 from leads_twisted.comm.hub import Hub, State
+from leads_twisted.comm.link_policy import LinkOptions
 from leads_twisted.comm.log_guard import escape
 from leads_twisted.comm.memory_budget import DEFAULT_MAX_MEMORY, MemoryBudget, check_max_memory
 from leads_twisted.comm.protocol import LeadsServerFactory
+from leads_twisted.comm.reactor_types import IHubReactor
 from leads_twisted.comm.tls import TLSOptions
 from leads_twisted.comm.write_batch import WriteBatch
 
@@ -49,16 +51,16 @@ class ServerHub(Hub):
         *,
         interface: str = "",
         backlog: int = DEFAULT_BACKLOG,
-        endpoint: Any | Sequence[Any] = None,
+        endpoint: ServerEndpointLike | Sequence[ServerEndpointLike] | None = None,
         max_connections: int | None = None,
         tls: TLSOptions | None = None,
         allow: Sequence[str] | None = None,
         max_memory: int | None = DEFAULT_MAX_MEMORY,
         slow_callback: float | None = None,
-        reactor: Any = None,
+        reactor: IHubReactor | None = None,
         handoff: Handoff | None = None,
         write_batch: WriteBatch | None = None,
-        **link_options: Any,
+        **link_options: Unpack[LinkOptions],
     ) -> None:
         super().__init__(
             port,
@@ -138,7 +140,7 @@ class ServerHub(Hub):
             else:
                 connection.write_messages(messages)
 
-    def _endpoints(self) -> list[Any]:
+    def _endpoints(self) -> list[IStreamServerEndpoint]:
         """The endpoints to listen on: the port by default, else each one given (descriptions parsed)."""
         given = self._listen.endpoint
         if given is None:
@@ -147,9 +149,9 @@ class ServerHub(Hub):
             given = [given]
         return [server_endpoint(self.reactor, e) if isinstance(e, str) else e for e in given]
 
-    def _factory(self) -> Any:
+    def _factory(self) -> IProtocolFactory:
         """Our factory; with ``tls``, wrapped in TLS here so every endpoint, given or default, gets it."""
-        factory: Any = LeadsServerFactory(self)
+        factory: IProtocolFactory = LeadsServerFactory(self)
         if self._listen.tls is not None:
             from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -222,7 +224,7 @@ class ServerHub(Hub):
             limited=limited,
         )
 
-    def admission(self, address: Any) -> str | None:
+    def admission(self, address: IAddress | None) -> str | None:
         """Why a new link may not join, or None if it may: ``"allow"`` for a peer outside ``allow``,
         ``"closing"`` once closed, or ``"max_connections"`` when full. One that comes while the server closes
         joins and is closed at once, gracefully: what its peer sent before it heard ``disconnect`` is still
@@ -287,7 +289,7 @@ class ServerHub(Hub):
         self._finish_if_done()
 
 
-def _stop_accepting(port: Any) -> None:
+def _stop_accepting(port: IListeningPort) -> None:
     """Take every connection waiting in a listening port's backlog, then refuse any more at once.
 
     Peers the kernel has already connected wait in the backlog, and are sending; closing the listening socket
@@ -315,7 +317,7 @@ class Listen:
         self,
         interface: str,
         backlog: int,
-        endpoint: Any,
+        endpoint: ServerEndpointLike | Sequence[ServerEndpointLike] | None,
         max_connections: int | None,
         tls: TLSOptions | None,
         allow: tuple[IPNetwork, ...] | None,
@@ -369,7 +371,7 @@ def parse_allow(allow: Sequence[str] | None) -> tuple[IPNetwork, ...] | None:
     return tuple(networks)
 
 
-def _allowed(address: Any, networks: tuple[IPNetwork, ...]) -> bool:
+def _allowed(address: IAddress | None, networks: tuple[IPNetwork, ...]) -> bool:
     """Whether a peer's address is in one of ``networks``; a peer with no IP address (a unix socket) is,
     since the socket file's permissions decide who reaches it."""
     host = getattr(address, "host", None)
@@ -384,7 +386,7 @@ def _allowed(address: Any, networks: tuple[IPNetwork, ...]) -> bool:
     return any(ip in network for network in networks)
 
 
-def _loopback_only(address: Any) -> bool:
+def _loopback_only(address: IAddress) -> bool:
     """Whether a listening address is reachable from this machine only (loopback, or a unix socket)."""
     host = getattr(address, "host", None)
     if host is None:
@@ -406,7 +408,7 @@ def describe_listening(port: IListeningPort) -> str:
     return describe_address(port.getHost())
 
 
-def describe_address(address: Any) -> str:
+def describe_address(address: IAddress | None) -> str:
     """``host:port`` (``[host]:port`` for IPv6) or the unix socket name of an address, safe to log."""
     host, port = getattr(address, "host", None), getattr(address, "port", None)
     if host is not None and port is not None:
