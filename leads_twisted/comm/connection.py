@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from threading import get_ident
@@ -15,19 +12,14 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from leads_twisted.comm.direct_write import (
-    direct_socket,
-    thread_descriptors,
-    transport_buffered,
-    twisted_holds_nothing,
-    write_out,
-)
+from leads_twisted.comm.direct_write import DirectWriter, transport_buffered
 from leads_twisted.comm.drain import DrainWatch, held_bytes, unsent
 from leads_twisted.comm.errors import porting_error
 from leads_twisted.comm.framing import DEFAULT_SEPARATOR, DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.handoff import Handoff
 from leads_twisted.comm.length_framing import LengthDecoder, LengthEncoder
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkPolicy
+from leads_twisted.comm.link_state import CLOSE_ASKED, CLOSING, LOST, OPEN, StatefulLink
 from leads_twisted.comm.log_guard import about_peer, escape
 from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
 from leads_twisted.comm.observer import LinkEnd, Observers
@@ -118,7 +110,7 @@ class LinkHost(ServiceView, Protocol):
         """Tell ``on_fail`` and the observers of ``error``."""
 
 
-class ConnectionBase(ABC):
+class ConnectionBase(StatefulLink, ABC):
     """One link between a service and a peer: callbacks get it to send to that peer alone, or to close it.
 
     ``Connection`` carries a link over a Twisted transport. A link over anything else is a subclass that keeps
@@ -221,8 +213,6 @@ class ConnectionBase(ABC):
     # What the service does to a link, in the reactor thread. ``Connection`` does it on its transport; these
     # defaults do it through the public methods, so that a subclass for another transport needs nothing more.
 
-    _closing: bool = False
-    _lost: bool = False
     _decoder: Decoder | LengthDecoder | None = None
     #: Why the service ended the link, when it ended it for a reason (else the transport's end says).
     end_reason: LinkEnd | None = None
@@ -255,14 +245,20 @@ class ConnectionBase(ABC):
             return
 
     def close_now(self) -> None:
-        if not (self._closing or self._lost):
-            self._closing = True
+        """Close the link, after what was written before (reactor thread); nothing happens once it is closing."""
+        if self.move_to(CLOSING):
             self.close()
 
-    def mark_lost(self) -> None:
-        self._lost = True
+    def abort(self, reason: LinkEnd) -> None:
+        """End the link now for ``reason`` (a rule broken, a peer too slow), writing nothing more to it."""
+        self.end_reason = reason
+        self.close_now()
 
-    def heard_from_peer(self) -> None:  # noqa: B027 - a hook, empty by default
+    def mark_lost(self) -> None:
+        """The link has ended, whichever side ended it (reactor thread)."""
+        self.move_to(LOST)
+
+    def heard_from_peer(self) -> None:
         """Bytes came from the peer while this side is closing (a Twisted link counts it as progress)."""
 
     def send_from_thread(self, msg: bytes) -> bool:
@@ -311,33 +307,21 @@ class Connection(ConnectionBase):
         #: Hands a send from another thread to the reactor thread (the hub's ``Handoff``), bound once.
         self._hand_over = service.handoff.put
         self._transport: Any = transport
-        self._socket = direct_socket(transport)
+        #: Every write of this link goes through it; it alone writes the socket from sending threads.
+        self._writer = DirectWriter(transport, service.call_from_thread, policy.direct_writes)
         self._batch = service.write_batch
         #: What this link wrote during the batch under way, written out when the batch ends.
-        self._held_writes: list[bytes] | None = None
-        #: What the held writes of the batch under way do not tell by their number and length, for the count
-        #: of deliveries made when it ends: messages beyond one per write, and bytes of controls (rare).
-        self._held_uneven: tuple[int, int] | None = None
-        # A sending thread may write to the socket itself (``send_from_thread``); every write of the reactor
-        # thread takes this lock too, so the two never interleave their bytes. A link without a socket to
-        # write (TLS, serial, in memory) is only ever written by the reactor: it needs no lock.
-        self._write_lock: Any = threading.RLock() if self._socket is not None else contextlib.nullcontext()
-        #: The sending threads' own descriptor of the socket (see ``ThreadDescriptors``): asked for by the
-        #: first thread send, made in the reactor thread, closed there when the link is lost.
-        self._thread_socket: socket.socket | None = None
-        self._thread_socket_asked: bool = False
-        self._threads_may_write: bool = self._socket is not None
-        #: Bytes a sending thread wrote part of: the reactor writes them before anything else.
-        self._unsent_tail: bytes | None = None
-        self._closing: bool = False
-        self._lost: bool = False
-        # Set by ``close`` from another thread at once, so the caller sees the link closed before the reactor
-        # gets to it; ``_closing`` is the reactor's own word.
-        self._close_requested: bool = False
+        self._batch_writes: list[bytes] | None = None
+        #: What the batch's writes do not tell by their number and length, for the count of deliveries made
+        #: when it ends: messages beyond one per write, and bytes of controls (rare).
+        self._batch_uneven: tuple[int, int] | None = None
+        self.state = OPEN
         self._timers: list[Any] = []
         self._drain: DrainWatch | None = None
         self._close_timeout: float = policy.close_timeout
-        self._held: int | None = None
+        #: Bytes written while the transport's buffer is over its limit (the peer is not reading); None while
+        #: it is under.
+        self._bytes_past_limit: int | None = None
         #: Told of what is held for this peer while it is not reading (the server's ``max_memory``).
         self._budget = service.memory_budget
         self.dropped_messages: int = 0
@@ -373,16 +357,22 @@ class Connection(ConnectionBase):
         return self._kind
 
     def buffered(self) -> int:
-        """Bytes Twisted holds for the peer, plus those held past the buffer limit; reactor thread (or a
+        """Bytes Twisted holds for the peer, plus those written past the buffer limit; reactor thread (or a
         moment's view from another)."""
-        return transport_buffered(self._transport) + (self._held or 0)
+        return transport_buffered(self._transport) + (self._bytes_past_limit or 0)
+
+    @property
+    def direct(self) -> bool:
+        """Whether this link's socket is written directly, by the reactor and by sending threads (see
+        ``DirectWriter``); else every byte goes through ``transport.write``."""
+        return self._writer.direct
 
     def closed(self) -> bool:
-        return self._closing or self._lost or self._close_requested
+        return self.state is not OPEN
 
     def send(self, msg: bytes) -> None:
         self._encoder.check(msg)
-        if self._closing or self._lost or self._close_requested:
+        if self.state is not OPEN:
             raise OSError(f"the connection to {self._description} is closed")
         if get_ident() == self._reactor_thread:
             self.write_framed(self._frame(msg), 1)
@@ -390,75 +380,29 @@ class Connection(ConnectionBase):
             self._hand_over(self, msg, self)
 
     def close(self) -> None:
-        if self._closing or self._lost or self._close_requested:
+        if self.state is not OPEN:
             return
         if self._in_reactor_thread():
             self.close_now()
-        else:
-            self._close_requested = True
+        elif self.move_to(CLOSE_ASKED):
             self._service.close_later(self)
 
     def send_from_thread(self, msg: bytes) -> bool:
         """Write ``msg`` from the sending thread, if nothing written before it is still waiting; else False.
 
         The outbox calls it under its lock, with nothing queued and the queue quiet. It spares the reactor's
-        wake-up, which is most of a message's latency when messages are not sent in bursts. What the socket
-        does not take is left for the reactor thread, which writes it before anything else.
-
-        A ``KeyboardInterrupt`` may land at any call here: the lock is a ``with``; the socket's answer is kept
-        by the same C call that gets it (``list.extend``), so a message cut short by an interrupt still has its
-        rest written after it.
+        wake-up, which is most of a message's latency when messages are not sent in bursts; the writer
+        (``DirectWriter.write_from_thread``) leaves what the socket does not take to the reactor thread.
         """
-        if not self._threads_may_write or self._observers.active:
+        writer = self._writer
+        if not writer.threads_may_write or self._observers.active:
             return False  # not a plain socket, or observers must hear of it: queue
-        with self._write_lock:
-            if (
-                self._closing
-                or self._lost
-                or self._close_requested
-                or self._held is not None
-                or self._held_writes is not None
-                or self._unsent_tail is not None
-                or not twisted_holds_nothing(self._transport)
-            ):
+        with writer.lock:
+            if self.state is not OPEN or self._bytes_past_limit is not None or self._batch_writes is not None:
                 return False
-            thread_socket = self._thread_socket
-            if thread_socket is None:
-                if not self._thread_socket_asked:
-                    self._service.call_from_thread(self._make_thread_socket)
-                    self._thread_socket_asked = True  # after the call: asking twice is harmless, never is not
-                return False
-            data = self._frame(msg)
-            taken: list[int] = []
-            try:
-                # A plain ``try``, not ``contextlib.suppress``: this runs once per message, and the context
-                # manager's object and calls made this write about a third slower.
-                try:  # noqa: SIM105
-                    taken.extend(map(thread_socket.send, (data,)))
-                except OSError:
-                    pass  # full, or broken: the reactor's write finds out which and acts as usual
-                sent = taken[0] if taken else 0
-                if sent < len(data):
-                    self._unsent_tail = data[sent:]
-                    self._service.call_from_thread(self._write_unsent_tail)
-            except BaseException:
-                if taken and self._unsent_tail is None and taken[0] < len(data):
-                    self._unsent_tail = data[taken[0] :]
-                if self._unsent_tail is not None:
-                    self._service.call_from_thread(self._write_unsent_tail)
-                raise
-            return True
+            return writer.write_from_thread(msg, self._frame)
 
     # The reactor-thread side, used by the service and the outbox.
-
-    def _make_thread_socket(self) -> None:
-        """Give sending threads a descriptor of their own, unless the link is ending or descriptors are short."""
-        with self._write_lock:
-            if self._closing or self._lost or self._thread_socket is not None:
-                return
-            self._thread_socket = thread_descriptors.take(self._socket)  # type: ignore[arg-type]
-            if self._thread_socket is None:
-                self._threads_may_write = False  # every send of this link's threads queues, as on TLS
 
     def write_messages(self, messages: list[bytes]) -> None:
         self.write_framed(self._encoder.encode_all(messages), len(messages))
@@ -466,11 +410,12 @@ class Connection(ConnectionBase):
     def write_framed(self, data: bytes, count: int) -> None:
         """Write ``count`` framed messages (0 for a control), unless the link is closing or the peer is too slow
         for them."""
-        if self._closing or self._lost:
+        state = self.state
+        if state is not OPEN and state is not CLOSE_ASKED:
             return
-        if self._held is not None:
-            self._held += len(data)
-            if self._held > self._max_buffered:
+        if self._bytes_past_limit is not None:
+            self._bytes_past_limit += len(data)
+            if self._bytes_past_limit > self._max_buffered:
                 self._too_slow(count)
                 return
             if self._budget is not None:
@@ -478,39 +423,41 @@ class Connection(ConnectionBase):
         if not self._batch.open:
             if count and self._observers.active:
                 self._observers.message_out(self._service, self, count, len(data))
-            self._put_on_wire(data, directly=False)
+            self._writer.write(data, at_once=False)
             return
         if count != 1 and self._observers.active:
-            # A batch's deliveries to this link are counted when it ends (``flush_held``), one per held write
-            # by default: this write is not one message.
-            more, control = self._held_uneven or (0, 0)
-            self._held_uneven = (more + count - 1, control + (0 if count else len(data)))
-        if self._held_writes is None:
-            self._held_writes = [data]
+            # A batch's deliveries to this link are counted when it ends (``flush_held``), one per write by
+            # default: this write is not one message.
+            more, control = self._batch_uneven or (0, 0)
+            self._batch_uneven = (more + count - 1, control + (0 if count else len(data)))
+        if self._batch_writes is None:
+            self._batch_writes = [data]
             self._batch.hold(self)
         else:
-            self._held_writes.append(data)
+            self._batch_writes.append(data)
 
     def flush_held(self) -> None:
         """The batch has ended: write what it held for this link, straight to the socket if it can be."""
-        # Under the lock from taking the held writes to writing them: a sending thread that finds none held
+        writer = self._writer
+        # Under the lock from taking the batch's writes to writing them: a sending thread that finds none held
         # must also find them written.
-        with self._write_lock:
-            held, self._held_writes = self._held_writes, None
-            if not held:
+        with writer.lock:
+            writes, self._batch_writes = self._batch_writes, None
+            if not writes:
                 return
-            data = held[0] if len(held) == 1 else b"".join(held)
-            if not (self._closing or self._lost):
-                self._write_locked(data, directly=True)
+            data = writes[0] if len(writes) == 1 else b"".join(writes)
+            state = self.state
+            if state is OPEN or state is CLOSE_ASKED:
+                writer.write_locked(data, at_once=True)
         if self._observers.active:
-            self._count_held(len(held), len(data))
+            self._count_batch(len(writes), len(data))
 
-    def _count_held(self, count: int, size: int) -> None:
-        """Count the deliveries of a batch's held writes (``count`` writes, ``size`` bytes in all), and tell the
+    def _count_batch(self, count: int, size: int) -> None:
+        """Count the deliveries of a batch's writes (``count`` writes, ``size`` bytes in all), and tell the
         observers that want them."""
-        uneven = self._held_uneven
+        uneven = self._batch_uneven
         if uneven is not None:
-            self._held_uneven = None
+            self._batch_uneven = None
             count += uneven[0]
             size -= uneven[1]
         if not count:
@@ -522,37 +469,15 @@ class Connection(ConnectionBase):
             self.messages_out += count
             self.bytes_out += size
 
-    def _put_on_wire(self, data: bytes, directly: bool) -> None:
-        with self._write_lock:
-            self._write_locked(data, directly)
-
-    def _write_locked(self, data: bytes, directly: bool) -> None:
-        """Write ``data`` after what a sending thread left unsent: to the socket now if ``directly`` and it
-        can be, else into Twisted's buffer for its next turn. The caller holds ``_write_lock``."""
-        tail = self._unsent_tail
-        if tail is not None:
-            self._unsent_tail = None
-            data = tail + data
-        if directly:
-            write_out(self._transport, self._socket, data)
-        else:
-            self._transport.write(data)
-
-    def _write_unsent_tail(self) -> None:
-        if not self._lost:
-            self._put_on_wire(b"", directly=False)
-
     def peer_fell_behind(self) -> None:
-        """The transport's buffer went over its limit: start counting what is held past it.
-
-        Twisted says so again on every write while the buffer stays full: the count goes on from there.
-        """
-        if self._held is None:
-            self._held = 0
+        """The transport's buffer went over its limit: count what is written from now on against
+        ``max_buffered``. Twisted says so again on every write while the buffer stays full: the count goes on."""
+        if self._bytes_past_limit is None:
+            self._bytes_past_limit = 0
 
     def peer_caught_up(self) -> None:
-        """The transport's buffer drained under its limit: stop counting."""
-        self._held = None
+        """The transport's buffer drained under its limit: the peer reads again."""
+        self._bytes_past_limit = None
         if self._budget is not None:
             self._budget.release(self)
 
@@ -567,10 +492,14 @@ class Connection(ConnectionBase):
             return
         error = SlowPeer(f"{self} stopped reading with over {self._max_buffered} bytes waiting; disconnecting it")
         self._service.report(about_peer(error, self._description, logged=False))
-        self._closing = True
-        self.end_reason = LinkEnd.SLOW
-        self._held_writes = None
-        self._held_uneven = None
+        self.abort(LinkEnd.SLOW)
+
+    def abort(self, reason: LinkEnd) -> None:
+        """Cut the transport now for ``reason``: what is not written yet is dropped."""
+        self.end_reason = reason
+        self.move_to(CLOSING)
+        self._batch_writes = None
+        self._batch_uneven = None
         self._transport.abortConnection()
 
     def drop_for_memory(self, held: int, total: int, limit: int) -> None:
@@ -581,24 +510,21 @@ class Connection(ConnectionBase):
         )
         _log.warn("{error}", error=str(error))
         self._service.report(about_peer(error, self._description, logged=True))
-        self._closing = True
-        self.end_reason = LinkEnd.SLOW
-        self._held_writes = None
-        self._held_uneven = None
-        self._transport.abortConnection()
+        self.abort(LinkEnd.SLOW)
 
     def close_now(self) -> None:
         """Send ``disconnect`` after everything before it, shut our side, and let the peer finish; cut the link
         only once the peer has taken nothing for ``close_timeout`` seconds."""
-        if self._closing or self._lost:
+        if not self.state.writing():
             return
         goodbye = self._frame(DISCONNECT)
-        with self._write_lock:
-            held, self._held_writes = self._held_writes, None
-            self._closing = True
-            self._write_locked(b"".join([*held, goodbye]) if held else goodbye, directly=True)
-        if held and self._observers.active:
-            self._count_held(len(held), sum(map(len, held)))
+        writer = self._writer
+        with writer.lock:
+            writes, self._batch_writes = self._batch_writes, None
+            self.move_to(CLOSING)
+            writer.write_locked(b"".join([*writes, goodbye]) if writes else goodbye, at_once=True)
+        if writes and self._observers.active:
+            self._count_batch(len(writes), sum(map(len, writes)))
         self._service.link_closing(self)
         transport = self._transport
         if getattr(transport, "producer", None) is not None:
@@ -607,14 +533,15 @@ class Connection(ConnectionBase):
             transport.loseWriteConnection()
         else:
             transport.loseConnection()
-        self._drain = DrainWatch(self._service.reactor, self._close_timeout, lambda: held_bytes(transport), self._cut)
+        self._drain = DrainWatch(self._service.reactor, self._close_timeout, lambda: held_bytes(transport), self.cut)
 
     def heard_from_peer(self) -> None:
         if self._drain is not None:
             self._drain.progress()
 
-    def _cut(self) -> None:
-        """The peer took nothing for ``close_timeout`` seconds: end the link and say what it did not get."""
+    def cut(self) -> None:
+        """End a closing link now (its peer took nothing for ``close_timeout`` seconds, or its service's close
+        ran out of time), and say what the peer did not get."""
         self._drain = None
         separator = self.separator if self._service.policy.framing == "separator" else None
         left = unsent(self._transport, separator)
@@ -634,17 +561,12 @@ class Connection(ConnectionBase):
         self._service.report(about_peer(CloseCut(text, left.bytes, left.messages), self._description, logged=True))
 
     def mark_lost(self) -> None:
-        self._lost = True
-        self._held_writes = None
-        self._held_uneven = None
+        self.move_to(LOST)
+        self._batch_writes = None
+        self._batch_uneven = None
         if self._budget is not None:
             self._budget.release(self)
-        with self._write_lock:
-            self._unsent_tail = None
-            self._threads_may_write = False
-            if self._thread_socket is not None:
-                thread_descriptors.give_back(self._thread_socket)
-                self._thread_socket = None
+        self._writer.stop()
         if self._drain is not None:
             self._drain.stop()
             self._drain = None

@@ -88,6 +88,10 @@ class LinkPolicy:
     #: pausing reading from that peer, not dropped. None: no limit.
     max_rate: float | None = None
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+    #: Whether a plain TCP or unix link's socket may be written past Twisted's buffer: by the reactor at the
+    #: end of a batch, and by a sending thread when nothing is queued (``direct_write``). False: every byte goes
+    #: through ``transport.write`` and every thread's send wakes the reactor.
+    direct_writes: bool = True
     encoder: Encoder | LengthEncoder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -110,6 +114,8 @@ class LinkPolicy:
             or not (self.close_timeout > 0)
         ):
             raise ValueError(f"close_timeout must be a positive number of seconds, not {self.close_timeout!r}")
+        if not isinstance(self.direct_writes, bool):
+            raise ValueError(f"direct_writes must be True or False, not {self.direct_writes!r}")
         encoder = LengthEncoder() if self.framing == "length" else Encoder(self.separator)
         object.__setattr__(self, "encoder", encoder)
 

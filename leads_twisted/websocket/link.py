@@ -21,6 +21,7 @@ from zope.interface import implementer
 from leads_twisted.comm import ConnectionBase, LinkEnd, SlowPeer
 from leads_twisted.comm.direct_write import direct_socket, write_out
 from leads_twisted.comm.hub import State
+from leads_twisted.comm.link_state import CLOSE_ASKED, CLOSING, LOST, OPEN
 from leads_twisted.comm.memory_budget import MemoryBudget, MemoryBudgetExceeded
 
 if TYPE_CHECKING:
@@ -74,8 +75,9 @@ class WebSocketLink(ConnectionBase):
         self._drop_when_slow = server.policy.slow_policy == "drop"
         self._ws: WebSocketTransport | None = None
         self._attached = False
-        self._close_requested = False
-        self._held: int | None = None
+        self.state = OPEN
+        #: Bytes given while the browser is not reading (past the transport's limit); None while it reads.
+        self._bytes_past_limit: int | None = None
         self._grace: Any = None
         #: The connection under the HTTP channel (TCP or TLS) and its socket when it can be written directly;
         #: set once the link is up.
@@ -99,7 +101,7 @@ class WebSocketLink(ConnectionBase):
     # ConnectionBase: what callbacks and the service use.
 
     def closed(self) -> bool:
-        return self._closing or self._lost or self._close_requested
+        return self.state is not OPEN
 
     def send(self, msg: bytes) -> None:
         self._encoder.check(msg)
@@ -115,8 +117,7 @@ class WebSocketLink(ConnectionBase):
             return
         if self._in_reactor_thread():
             self.close_now()
-        else:
-            self._close_requested = True
+        elif self.move_to(CLOSE_ASKED):
             self._channel.reactor.callFromThread(self.close_now)
 
     def write_messages(self, messages: list[bytes]) -> None:
@@ -127,13 +128,14 @@ class WebSocketLink(ConnectionBase):
         This runs once per browser per message a relay passes on: it does what ``Connection.write_framed``
         does for a TCP peer and no more.
         """
-        if self._closing or self._lost:
+        state = self.state
+        if state is not OPEN and state is not CLOSE_ASKED:
             return
         cache = self._cache
         data = cache.data if messages == cache.messages else cache.frames(messages)
-        if self._held is not None:
-            held = self._held = self._held + len(data)
-            if held > self._max_buffered:
+        if self._bytes_past_limit is not None:
+            past = self._bytes_past_limit = self._bytes_past_limit + len(data)
+            if past > self._max_buffered:
                 self._too_slow(len(messages))
                 return
         if self._observers.active:
@@ -162,23 +164,24 @@ class WebSocketLink(ConnectionBase):
             count, size = self._out_count, self._out_size
             self._out_count = self._out_size = 0
             self._observers.message_out(self._server, self, count, size)
-        if self._held is not None and self._budget is not None:
+        if self._bytes_past_limit is not None and self._budget is not None:
             self._budget.add(self, len(data))  # past the budget this may drop the link
-        if not (self._closing or self._lost):
+        state = self.state
+        if state is OPEN or state is CLOSE_ASKED:
             write_out(self._wire, self._socket, data)
 
     def close_now(self) -> None:
-        if self._closing or self._lost:
+        if not self.state.writing():
             return
         if self.end_reason is LinkEnd.SLOW or self._ws is None:
-            self._closing = True
+            self.move_to(CLOSING)
             self._pending = None
             self._channel.abortConnection()
             return
         self.flush_held()  # what was sent before the close goes first
-        if self._closing or self._lost:
+        if not self.state.writing():
             return  # that write went over the memory budget, and the link was dropped for it
-        self._closing = True
+        self.move_to(CLOSING)
         if self.end_reason is LinkEnd.OVERSIZE:
             code = CLOSE_TOO_BIG
         elif self._server.state in (State.CLOSING, State.CLOSED):
@@ -221,7 +224,7 @@ class WebSocketLink(ConnectionBase):
             self._server.attach(self)
         except RuntimeError:  # the server is closing or closed
             self._attached = False
-            self._closing = True
+            self.move_to(CLOSING)
             if self._ws is not None:
                 self._ws.loseConnection(CLOSE_GOING_AWAY)
             return
@@ -250,10 +253,10 @@ class WebSocketLink(ConnectionBase):
         self._grace = None
         if self._attached:
             self._server.detach(self)
-        self._lost = True
+        self.move_to(LOST)
 
     def _received(self, msg: bytes) -> None:
-        if not self._attached or self._lost:
+        if not self._attached or self.state is LOST:
             return
         try:
             data = self.frame(msg)
@@ -280,11 +283,11 @@ class WebSocketLink(ConnectionBase):
     # IPushProducer: the request's transport says when the browser stops reading, and when it reads again.
 
     def pauseProducing(self) -> None:
-        if self._held is None:
-            self._held = 0
+        if self._bytes_past_limit is None:
+            self._bytes_past_limit = 0
 
     def resumeProducing(self) -> None:
-        self._held = None
+        self._bytes_past_limit = None
         if self._budget is not None:
             self._budget.release(self)
 

@@ -50,8 +50,8 @@ async def linked(net: Any, callback: Recorder, warm: bool = True) -> tuple[Any, 
     """A server, a raw peer linked to it, and that link's connection with a spy on its socket; ``warm``
     sends one message from a thread first, so that the link has its sending threads' descriptor."""
     connection, peer = await net.linked_peer(callback)
-    spy = DupSpy(connection._socket)
-    connection._socket = spy
+    spy = DupSpy(connection._writer._socket)
+    connection._writer._socket = spy
     if warm:
         await in_thread(connection.send, b"warm")
         await peer.when_messages(1)
@@ -195,7 +195,7 @@ async def test_the_sending_threads_socket_is_closed_with_the_link(net):
     peer.transport.loseConnection()
     await callback.when_kind("disconnect")
     assert spy.thread_socket._sock.fileno() == -1
-    assert connection._thread_socket is None
+    assert connection._writer._thread_socket is None
     assert direct_write.thread_descriptors.open == open_before
 
 
@@ -226,7 +226,7 @@ async def test_with_descriptors_short_thread_sends_all_go_through_the_queue(net,
     await peer.when_messages(2)
     assert peer.messages == [b"queued", b"queued too"]
     assert spy.thread_socket is None and spy.direct_sends == 0
-    assert not connection._threads_may_write
+    assert not connection._writer.threads_may_write
 
 
 @pytest_twisted.ensureDeferred
@@ -236,8 +236,8 @@ async def test_client_send_from_a_thread_writes_a_quiet_link_itself(net):
     client_events = Recorder()
     client = await net.client(server.port(), client_events)
     [connection] = client_events.of("connect")
-    spy = DupSpy(connection._socket)
-    connection._socket = spy
+    spy = DupSpy(connection._writer._socket)
+    connection._writer._socket = spy
 
     await in_thread(client.send, b"request")  # queued: it asks the reactor for the thread's descriptor
     await received.when_received(1)  # by now the reactor has made it, and written the request

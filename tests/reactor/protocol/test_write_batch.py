@@ -62,9 +62,9 @@ class Chatty(Recorder):
 async def test_replies_made_in_one_batch_leave_in_one_send(net):
     chatty = Chatty()
     connection, peer = await net.linked_peer(chatty)
-    assert direct_socket(connection._transport) is connection._socket is not None
-    counting = CountingSocket(connection._socket)
-    connection._socket = counting
+    assert direct_socket(connection._transport) is connection._writer._socket is not None
+    counting = CountingSocket(connection._writer._socket)
+    connection._writer._socket = counting
     peer.transport.write(b"many;")
     await peer.when_data(b"one;two;three;")
     assert peer.data == b"one;two;three;"

@@ -59,7 +59,7 @@ async def test_unix_socket(services, tmp_path):
     client = await services.client(client_seen, endpoint=f"unix:path={path}")
     assert client.connection().address is None  # a unix link has no host and port
     # Written straight to its socket at the end of a batch and from a quiet thread, as a TCP link is.
-    assert isinstance(client.connection()._socket, socket.socket)
+    assert client.connection().direct
     await round_trip(server, server_seen, client, client_seen)
     await bounded(server.close_in_reactor())
     assert not os.path.exists(path), "the server removes its socket when it stops listening"
