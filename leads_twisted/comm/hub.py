@@ -32,6 +32,7 @@ from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, D
 from leads_twisted.comm.handoff import Handoff, ReactorHandoff
 from leads_twisted.comm.length_framing import LengthDecoder
 from leads_twisted.comm.link_policy import HEARTBEAT, LinkOptions, LinkPolicy
+from leads_twisted.comm.link_state import CLOSING, LOST
 from leads_twisted.comm.log_guard import RateLimitedWarnings, about_peer, escape
 from leads_twisted.comm.memory_budget import MemoryBudget
 from leads_twisted.comm.observer import LinkEnd, Observer, Observers
@@ -283,8 +284,8 @@ class Hub(ABC):
         """Cut every link still draining (``close_in_reactor(within=...)`` ran out)."""
         self._life.cut_timer = None
         for connection in self._links():
-            if isinstance(connection, Connection) and not connection._lost:
-                connection._cut()
+            if isinstance(connection, Connection) and connection.state is not LOST:
+                connection.cut()
 
     def _claim_start(self) -> None:
         """NEW → STARTING, once: a service runs once."""
@@ -449,12 +450,12 @@ class Hub(ABC):
         decoder = connection._decoder
         if decoder is None:
             raise RuntimeError(f"{connection!r} was never attached; call attach(connection) when its link is up")
-        if not connection._lost:
+        if connection.state is not LOST:
             self.link_received(connection, decoder, data)
 
     def detach(self, connection: ConnectionBase) -> None:
         """An attached link has ended, whichever side ended it: forget it and call ``on_disconnect``, once."""
-        if connection._decoder is not None and not connection._lost:
+        if connection._decoder is not None and connection.state is not LOST:
             self.link_lost(connection, connectionDone)  # type: ignore[arg-type]
 
     def drop(self, connection: ConnectionBase, error: Exception, reason: LinkEnd = LinkEnd.OVERSIZE) -> None:
@@ -518,7 +519,7 @@ class Hub(ABC):
         ended the link, so it ends as closed, even if our ``disconnect`` can no longer reach it."""
         if connection.end_reason is None:
             connection.end_reason = LinkEnd.CLOSED
-        if not connection._closing:
+        if connection.state.writing():
             self._peer_said_disconnect(connection)
 
     def link_lost(self, connection: Connection, reason: Failure) -> None:
@@ -546,7 +547,7 @@ class Hub(ABC):
         What the callbacks send meanwhile is held and written once per link when they are done. With
         ``slow_callback`` set, the whole chunk is timed, writes included.
         """
-        if connection._closing:
+        if connection.state is CLOSING:
             connection.heard_from_peer()
         slow = self._slow
         started = slow.clock() if slow is not None else 0.0
@@ -577,15 +578,11 @@ class Hub(ABC):
         line = text if peer in text else f"dropping {peer}: {text}"
         self._warnings.warn(type(error).__name__, "{line}", line=line)
         self.report(about_peer(error, peer, logged=True))
-        if connection._lost:
+        if connection.state is LOST:
             return
-        connection.end_reason = reason
-        if isinstance(connection, Connection):
-            connection._closing = True
-            connection._transport.abortConnection()
-        else:
-            connection.close_now()
-            self.detach(connection)
+        connection.abort(reason)
+        if not isinstance(connection, Connection):
+            self.detach(connection)  # its transport need not say it has ended
 
     def _invoke(self, method: Callable[..., None], *args: Any) -> None:
         slow = self._slow
