@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 _log = Logger(namespace="leads_twisted.connection")
 
+#: The observers of a link not attached yet: a stand-in nothing is ever added to.
+_NO_OBSERVERS = Observers()
+
 
 def _describe_peer(peer: object, transport: object) -> str:
     """A name for a peer without host and port: a unix socket path, a serial device, the transport's kind;
@@ -133,6 +136,10 @@ class ConnectionBase(StatefulLink, ABC):
 
     def __init__(self, separator: bytes = DEFAULT_SEPARATOR, encoder: Encoder | LengthEncoder | None = None) -> None:
         self._encoder: Encoder | LengthEncoder = encoder if encoder is not None else Encoder(separator)
+        self.state = OPEN
+        #: Told of this link's traffic: its service's observers, once attached (see ``StatefulLink`` on why this
+        #: is set here rather than as a class attribute).
+        self._observers: Observers = _NO_OBSERVERS
 
     @property
     def separator(self) -> bytes:
@@ -218,7 +225,6 @@ class ConnectionBase(StatefulLink, ABC):
     end_reason: LinkEnd | None = None
     #: The service that owns the link and its observers, once attached (``Service.attach``).
     _owner: LinkHost | None = None
-    _observers: Observers = Observers()  # none, until attached: a stand-in nothing is ever added to
     #: True for a ``Connection``: a broadcast hands it the bytes framed once for all such links. A class
     #: attribute, so that a broadcast tells the kinds of link apart without an ``isinstance`` per delivery.
     takes_framed: bool = False
@@ -315,7 +321,6 @@ class Connection(ConnectionBase):
         #: What the batch's writes do not tell by their number and length, for the count of deliveries made
         #: when it ends: messages beyond one per write, and bytes of controls (rare).
         self._batch_uneven: tuple[int, int] | None = None
-        self.state = OPEN
         self._timers: list[Any] = []
         self._drain: DrainWatch | None = None
         self._close_timeout: float = policy.close_timeout

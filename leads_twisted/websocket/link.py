@@ -75,7 +75,6 @@ class WebSocketLink(ConnectionBase):
         self._drop_when_slow = server.policy.slow_policy == "drop"
         self._ws: WebSocketTransport | None = None
         self._attached = False
-        self.state = OPEN
         #: Bytes given while the browser is not reading (past the transport's limit); None while it reads.
         self._bytes_past_limit: int | None = None
         self._grace: Any = None
