@@ -168,6 +168,7 @@ class DirectWriter:
         "_asked",
         "_call_from_thread",
         "_socket",
+        "_thread_send",
         "_thread_socket",
         "_transport",
         "lock",
@@ -187,8 +188,10 @@ class DirectWriter:
         self.lock: Any = threading.RLock() if sock is not None else contextlib.nullcontext()
         #: False while sending threads must queue: no socket to write, no descriptor to spare, or the link ended.
         self.threads_may_write: bool = sock is not None
-        #: The sending threads' own descriptor of the socket, once the reactor has made it.
+        #: The sending threads' own descriptor of the socket, once the reactor has made it, and its bound
+        #: ``send`` (made once here rather than on every message).
         self._thread_socket: socket.socket | None = None
+        self._thread_send: Callable[[bytes], int] | None = None
         #: The reactor has been asked to make ``_thread_socket`` (it is asked once).
         self._asked: bool = False
         #: The part of a message a sending thread wrote that the socket did not take: written before anything else.
@@ -224,9 +227,11 @@ class DirectWriter:
         with self.lock:
             if not self.threads_may_write or self._thread_socket is not None or self._socket is None:
                 return
-            self._thread_socket = thread_descriptors.take(self._socket)
-            if self._thread_socket is None:
+            thread_socket = thread_descriptors.take(self._socket)
+            if thread_socket is None:
                 self.threads_may_write = False  # every send of this link's threads queues, as on TLS
+                return
+            self._thread_socket, self._thread_send = thread_socket, thread_socket.send
 
     def write_unsent_tail(self) -> None:
         """Write what a sending thread left unsent, unless something else has written it first."""
@@ -240,7 +245,7 @@ class DirectWriter:
         with self.lock:
             self.unsent_tail = None
             self.threads_may_write = False
-            thread_socket, self._thread_socket = self._thread_socket, None
+            thread_socket, self._thread_socket, self._thread_send = self._thread_socket, None, None
             if thread_socket is not None:
                 thread_descriptors.give_back(thread_socket)
 
@@ -256,8 +261,8 @@ class DirectWriter:
         """
         if self.unsent_tail is not None or not twisted_holds_nothing(self._transport):
             return False
-        thread_socket = self._thread_socket
-        if thread_socket is None:
+        send = self._thread_send
+        if send is None:
             if not self._asked:
                 self._call_from_thread(self.make_thread_socket)
                 self._asked = True  # after the call: asking twice is harmless, never is not
@@ -268,7 +273,7 @@ class DirectWriter:
             # A plain ``try``, not ``contextlib.suppress``: this runs once per message, and the context manager's
             # object and calls made this write about a third slower.
             try:  # noqa: SIM105
-                taken.extend(map(thread_socket.send, (data,)))
+                taken.extend(map(send, (data,)))
             except OSError:
                 pass  # full, or broken: the reactor's write finds out which and acts as usual
             sent = taken[0] if taken else 0
