@@ -39,8 +39,10 @@ class Api:
     """One flavour of the LEADS API, with what the benchmark needs on top of it."""
 
     def __init__(self, flavor: str) -> None:
-        self.flavor = flavor
-        if flavor == "twisted":
+        # ``twisted-queued``: this library with ``direct_writes=False``, every byte through Twisted's buffer.
+        self.flavor = "twisted" if flavor.startswith("twisted") else flavor
+        self.options: dict[str, Any] = {"direct_writes": False} if flavor == "twisted-queued" else {}
+        if self.flavor == "twisted":
             import leads_twisted.comm as comm
         else:
             import leads.comm as comm  # type: ignore[no-redef]
@@ -52,7 +54,7 @@ class Api:
         """Create and start a loopback server on a free port; return it and its port once it listens."""
         comm = self.comm
         if self.flavor == "twisted":
-            server = comm.create_server(0, callback, interface=LOOPBACK)
+            server = comm.create_server(0, callback, interface=LOOPBACK, **self.options)
             comm.start_server(server, True)
             return server, server.port()
         listening = threading.Event()
@@ -82,7 +84,7 @@ class Api:
         """Create a client, connect it to the loopback server, and return it once connected."""
         comm = self.comm
         if self.flavor == "twisted":
-            return comm.start_client(LOOPBACK, comm.create_client(port, callback), True)
+            return comm.start_client(LOOPBACK, comm.create_client(port, callback, **self.options), True)
         connected = threading.Event()
         chained_connect = callback.on_connect
 
@@ -280,7 +282,7 @@ ROLES = {
 
 def main() -> None:
     parser = benchlib.peer_arguments(__doc__, ROLES)
-    parser.add_argument("--flavor", choices=("twisted", "original"), default="twisted")
+    parser.add_argument("--flavor", choices=("twisted", "twisted-queued", "original"), default="twisted")
     args = parser.parse_args()
     benchlib.start_peer(args, forking_roles=("fanout-clients",))
     ROLES[args.role](Api(args.flavor), args)

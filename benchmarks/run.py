@@ -58,6 +58,8 @@ class Impl:
     available: bool = True
     missing: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    #: Workloads this implementation sits out.
+    skips: frozenset[str] = frozenset()
 
     def argv(self, role: str, **options: Any) -> list[str]:
         argv = [self.python, *self.peer, role]
@@ -387,14 +389,23 @@ def implementations(args: argparse.Namespace) -> list[Impl]:
         Impl(
             "leads_twisted", "leads_twisted", sys.executable, ["peer_leads.py", "--flavor", "twisted"], reference=False
         ),
+        # The same code with direct writes off (``direct_writes=False``): what the direct path buys, measured.
+        Impl(
+            "leads_twisted-queued",
+            "leads_twisted-queued",
+            sys.executable,
+            ["peer_leads.py", "--flavor", "twisted-queued"],
+            reference=False,
+            skips=frozenset({"scale"}),  # connection counts do not depend on how bytes are written
+        ),
         Impl("twisted", "plain Twisted", sys.executable, ["peer_twisted.py"]),
         Impl("pyzmq", "pyzmq", sys.executable, ["peer_zmq.py"]),
     ]
     try:
         importlib.metadata.version("pyzmq")
     except importlib.metadata.PackageNotFoundError:
-        impls[2].available = False
-        impls[2].missing = "pyzmq is not installed: pip install -e '.[bench]'"
+        impls[3].available = False
+        impls[3].missing = "pyzmq is not installed: pip install -e '.[bench]'"
     if args.with_original:
         impls.append(
             Impl(
@@ -412,10 +423,10 @@ def implementations(args: argparse.Namespace) -> list[Impl]:
             )
         env = {"PYTHONPATH": os.path.abspath(path)}
         if name == "leads_twisted":  # the subject itself, from a copy (a snapshot of a tree that is changing)
-            impls[0].env = env
+            impls[0].env = impls[1].env = env  # and its queued twin
             continue
         impls.insert(
-            position, Impl(name, name, sys.executable, ["peer_leads.py", "--flavor", "twisted"], False, env=env)
+            position + 1, Impl(name, name, sys.executable, ["peer_leads.py", "--flavor", "twisted"], False, env=env)
         )
     if args.impls:
         wanted = set(args.impls)
@@ -643,7 +654,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--original-python", help="a Python 3.12 interpreter for the original's venv")
     parser.add_argument("--original-venv", default=os.path.join(HERE, ".original-venv"), help="where that venv lives")
     parser.add_argument(
-        "--impls", type=lambda s: s.split(","), help="comma-separated: leads_twisted,twisted,pyzmq,original"
+        "--impls",
+        type=lambda s: s.split(","),
+        help="comma-separated: leads_twisted,leads_twisted-queued,twisted,pyzmq,original",
     )
     parser.add_argument("--workloads", type=lambda s: s.split(","), default=list(WORKLOADS), help=",".join(WORKLOADS))
     parser.add_argument("--reps", type=int, help="runs per implementation and workload (3; 1 with --quick)")
@@ -718,6 +731,8 @@ def main(argv: list[str] | None = None) -> int:
                 for impl in order:
                     if workload == "ping-pong-callback" and impl.reference and impl.key != "original":
                         continue  # a reference has one natural client, measured by ping-pong
+                    if workload in impl.skips:
+                        continue
                     t0 = time.monotonic()
                     try:
                         outcome = WORKLOADS[workload](bench, impl)
