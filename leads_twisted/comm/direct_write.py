@@ -259,7 +259,15 @@ class DirectWriter:
         A ``KeyboardInterrupt`` may land at any call here: the socket's answer is kept by the same C call that
         gets it (``list.extend``), so a message cut short by an interrupt still has its rest written after it.
         """
-        if self.unsent_tail is not None or not twisted_holds_nothing(self._transport):
+        transport = self._transport
+        if (  # ``twisted_holds_nothing`` written out: a call fewer on every thread send (~2% of its work)
+            self.unsent_tail is not None
+            or transport._tempDataLen
+            or len(transport.dataBuffer) != transport.offset
+            or not transport.connected
+            or transport.disconnecting
+            or transport._writeDisconnected
+        ):
             return False
         send = self._thread_send
         if send is None:
