@@ -385,12 +385,19 @@ class Connection(ConnectionBase):
             self._hand_over(self, msg, self)
 
     def close(self) -> None:
-        if self.state is not OPEN:
+        if self.closed():
             return
         if self._in_reactor_thread():
             self.close_now()
-        elif self.move_to(CLOSE_ASKED):
-            self._service.close_later(self)
+            return
+        try:
+            self.move_to(CLOSE_ASKED)
+        finally:
+            # Tested here rather than by what ``move_to`` returned, so that a close asked is also queued when a
+            # KeyboardInterrupt lands as it returns; two threads closing at once may queue two: the second is
+            # a no-op.
+            if self.state is CLOSE_ASKED:
+                self._service.close_later(self)
 
     def send_from_thread(self, msg: bytes) -> bool:
         """Write ``msg`` from the sending thread, if nothing written before it is still waiting; else False.

@@ -116,8 +116,12 @@ class WebSocketLink(ConnectionBase):
             return
         if self._in_reactor_thread():
             self.close_now()
-        elif self.move_to(CLOSE_ASKED):
-            self._channel.reactor.callFromThread(self.close_now)
+            return
+        try:
+            self.move_to(CLOSE_ASKED)
+        finally:
+            if self.state is CLOSE_ASKED:  # as ``Connection.close``: also after an interrupt
+                self._channel.reactor.callFromThread(self.close_now)
 
     def write_messages(self, messages: list[bytes]) -> None:
         """Frame ``messages`` (once per broadcast, shared with the other browsers) and hold them for one write
