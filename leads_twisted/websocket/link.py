@@ -221,7 +221,7 @@ class WebSocketLink(ConnectionBase):
         wire = self._channel.transport
         assert wire is not None, "a channel upgraded to WebSocket is connected"
         self._wire = wire  # past the wrapper, which would only pass writes on
-        self._socket = direct_socket(wire)
+        self._socket = direct_socket(wire) if self._server.policy.direct_writes else None
         self._attached = True
         try:
             self._server.attach(self)

@@ -343,3 +343,17 @@ async def test_the_memory_budget_drops_a_browser_that_stopped_reading(net):
     assert any(isinstance(error, MemoryBudgetExceeded) for error in seen.of("fail"))
     assert sent * len(chunk) < kernel_buffers() + 512 * 1024 + 4 * 64 * 1024, "dropped at max_memory, not max_buffered"
     slow.transport.resumeProducing()
+
+
+@pytest.mark.parametrize("direct_writes", [True, False])
+@pytest_twisted.ensureDeferred
+async def test_a_browsers_link_writes_its_socket_directly_unless_direct_writes_is_off(net, direct_writes):
+    server, gate, seen, _ = await relay(net, direct_writes=direct_writes)
+    tcp = await net.raw_peer(server.port())
+    peer = await browser(gate)
+    await joined(seen, 2)
+    link = seen.of("connect")[1]
+    assert (link._socket is not None) is direct_writes  # the control: on by default, off when asked
+    tcp.transport.write(b"one;two;")
+    await peer.when_messages(2)
+    assert peer.messages == [b"one", b"two"]
