@@ -376,13 +376,17 @@ class Connection(ConnectionBase):
         return self.state is not OPEN
 
     def send(self, msg: bytes) -> None:
-        self._encoder.check(msg)
+        encoder = self._encoder
+        encoder.check(msg)
         if self.state is not OPEN:
             raise OSError(f"the connection to {self._description} is closed")
+        # Bound methods kept as attributes (``_frame``, ``_hand_over``) are read first and then called: on 3.11,
+        # ``self._hand_over(...)`` would look the name up as a method and never be specialised.
         if get_ident() == self._reactor_thread:
-            self.write_framed(self._frame(msg), 1)
+            self.write_framed(encoder.frame(msg), 1)
         else:
-            self._hand_over(self, msg, self)
+            hand_over = self._hand_over
+            hand_over(self, msg, self)
 
     def close(self) -> None:
         if self.closed():
