@@ -69,6 +69,7 @@ class LinkOptions(TypedDict, total=False):
     handshake_timeout: float
     max_rate: float | None
     close_timeout: float
+    direct_writes: bool
 
 
 @dataclass(frozen=True)
