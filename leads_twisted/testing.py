@@ -38,7 +38,7 @@ from twisted.test.iosim import FakeTransport, IOPump, connect
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.client_hub import ClientHub
-from leads_twisted.comm.connection import ConnectionBase
+from leads_twisted.comm.connection import Connection, ConnectionBase
 from leads_twisted.comm.handoff import Handoff
 from leads_twisted.comm.hub import State
 from leads_twisted.comm.link_policy import Backoff, LinkOptions
@@ -309,7 +309,7 @@ class MemoryNetwork:
         """The server's connection to ``client`` (the first client by default), to send to it alone."""
         wire = self._wire_of(client)
         for connection in self.server.connections():
-            if getattr(connection, "_transport", None) is wire.server_end:
+            if isinstance(connection, Connection) and connection.transport is wire.server_end:
                 return connection
         raise LookupError("the server has no connection to that client (yet, or any more)")
 
@@ -328,7 +328,7 @@ class MemoryNetwork:
     def _wire_of(self, client: ClientHub | None) -> _Wire:
         client = client if client is not None else self.client
         connection = client.connection()
-        transport = getattr(connection, "_transport", None)
+        transport = connection.transport if connection is not None else None
         for wire in self._wires:
             if wire.client_end is transport and not wire.gone():
                 return wire

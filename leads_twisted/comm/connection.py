@@ -175,7 +175,7 @@ class ConnectionBase(StatefulLink, ABC):
         In a callback it acts at once; from another thread, on the reactor's next turn. Raises ``ValueError``
         with length framing, where what follows would be misread as a length.
         """
-        decoder, owner = self._decoder, self._owner
+        decoder, owner = self.decoder, self._owner
         if decoder is None or owner is None:
             return
         if not isinstance(decoder, Decoder):
@@ -201,6 +201,13 @@ class ConnectionBase(StatefulLink, ABC):
         """Not here: see ``porting_error``."""
         raise porting_error("ConnectionBase.with_remainder()", "the library frames messages; use Callback.on_receive")
 
+    def attached_to(self, host: LinkHost) -> None:
+        """``host`` keeps this link now (``Hub.attach``): frame and decode as it does, and tell its observers."""
+        self._encoder = host.policy.encoder
+        self.decoder = host.policy.decoder()
+        self._owner = host
+        self._observers = host.observers
+
     def frame(self, msg: bytes) -> bytes:
         """The wire bytes of ``msg`` in this link's framing (its service's, once attached).
 
@@ -220,7 +227,8 @@ class ConnectionBase(StatefulLink, ABC):
     # What the service does to a link, in the reactor thread. ``Connection`` does it on its transport; these
     # defaults do it through the public methods, so that a subclass for another transport needs nothing more.
 
-    _decoder: Decoder | LengthDecoder | None = None
+    #: What splits the peer's bytes into messages, once the link is attached (``drop_remainder`` uses it).
+    decoder: Decoder | LengthDecoder | None = None
     #: Why the service ended the link, when it ended it for a reason (else the transport's end says).
     end_reason: LinkEnd | None = None
     #: The service that owns the link and its observers, once attached (``Service.attach``).
@@ -346,6 +354,12 @@ class Connection(ConnectionBase):
 
     def __repr__(self) -> str:
         return f"<Connection {self._description}{' closed' if self.closed() else ''}>"
+
+    @property
+    def transport(self) -> ITransport:
+        """The Twisted transport that carries the link."""
+        transport: ITransport = self._transport
+        return transport
 
     @property
     def address(self) -> tuple[str, int] | None:

@@ -407,7 +407,7 @@ class Hub(ABC):
         self._opening.discard(protocol)
         assert protocol.transport is not None  # connectionMade has run
         connection = Connection(self, protocol.transport)
-        connection._decoder = protocol.decoder  # for drop_remainder
+        connection.decoder = protocol.decoder  # for drop_remainder
         self._link_up(connection)
         return connection
 
@@ -435,10 +435,7 @@ class Hub(ABC):
         """
         if self._state in (State.NEW, State.CLOSED):
             raise RuntimeError(f"{self!r} takes links only once started and until closed")
-        connection._encoder = self._policy.encoder
-        connection._decoder = self._policy.decoder()
-        connection._owner = self
-        connection._observers = self._observers
+        connection.attached_to(self)
         self._link_up(connection)
 
     def feed(self, connection: ConnectionBase, data: bytes) -> None:
@@ -447,7 +444,7 @@ class Hub(ABC):
         A peer that breaks the framing (a message over ``max_message``) is reported to ``on_fail``, its link
         closed and at once forgotten, as if detached. Bytes that come after ``detach`` are ignored.
         """
-        decoder = connection._decoder
+        decoder = connection.decoder
         if decoder is None:
             raise RuntimeError(f"{connection!r} was never attached; call attach(connection) when its link is up")
         if connection.state is not LOST:
@@ -455,7 +452,7 @@ class Hub(ABC):
 
     def detach(self, connection: ConnectionBase) -> None:
         """An attached link has ended, whichever side ended it: forget it and call ``on_disconnect``, once."""
-        if connection._decoder is not None and connection.state is not LOST:
+        if connection.decoder is not None and connection.state is not LOST:
             self.link_lost(connection, connectionDone)  # type: ignore[arg-type]
 
     def drop(self, connection: ConnectionBase, error: Exception, reason: LinkEnd = LinkEnd.OVERSIZE) -> None:
