@@ -96,7 +96,8 @@ def create_client(
     Keyword options: ``connect_timeout`` (seconds), ``endpoint`` (a Twisted client endpoint or its
     description), ``reconnect``, ``backoff`` (``Backoff``), ``queue_while_disconnected`` (bytes), ``tls``
     (``TLSOptions``), and the link options: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``,
-    ``heartbeat``, ``handshake_timeout``, ``max_rate``, ``max_queued``, ``close_timeout`` (docs/reliability.md);
+    ``heartbeat``, ``handshake_timeout``, ``max_rate``, ``max_queued``, ``close_timeout`` (docs/reliability.md),
+    ``direct_writes`` (docs/threading.md);
     and ``slow_callback`` (docs/operations.md).
     A misspelt option raises ``TypeError`` naming the valid ones.
     """

@@ -87,9 +87,10 @@ def create_server(
     its description, or a list of them, instead of the port), ``max_connections``, ``tls`` (``TLSOptions``),
     ``allow`` (networks peers must come from), ``max_memory`` (bytes held for all peers together), and the link
     options both ends share: ``framing``, ``max_buffered``, ``slow_policy``, ``idle_timeout``, ``heartbeat``,
-    ``handshake_timeout``, ``max_rate``, ``max_queued``, ``close_timeout``; and ``slow_callback`` (seconds a
-    callback may hold the reactor before a warning is logged; off by default). docs/limits.md,
-    docs/security.md, docs/operations.md and docs/reliability.md say what each does.
+    ``handshake_timeout``, ``max_rate``, ``max_queued``, ``close_timeout``, ``direct_writes``; and
+    ``slow_callback`` (seconds a callback may hold the reactor before a warning is logged; off by default).
+    docs/limits.md, docs/security.md, docs/operations.md, docs/reliability.md and docs/threading.md say what
+    each does.
     A misspelt option raises ``TypeError`` naming the valid ones.
     """
     check_options("create_server", options, option_names(Server))
