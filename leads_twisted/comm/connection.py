@@ -13,7 +13,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from leads_twisted.comm.direct_write import DirectWriter, transport_buffered
-from leads_twisted.comm.drain import DrainWatch, held_bytes, unsent
+from leads_twisted.comm.drain import DrainWatch, pending_bytes, unsent
 from leads_twisted.comm.errors import porting_error
 from leads_twisted.comm.framing import DEFAULT_SEPARATOR, DISCONNECT, Decoder, Encoder
 from leads_twisted.comm.handoff import Handoff
@@ -456,17 +456,17 @@ class Connection(ConnectionBase):
             self._writer.write(data, at_once=False)
             return
         if count != 1 and self._observers.active:
-            # A batch's deliveries to this link are counted when it ends (``flush_held``), one per write by
+            # A batch's deliveries to this link are counted when it ends (``write_batched``), one per write by
             # default: this write is not one message.
             more, control = self._batch_uneven or (0, 0)
             self._batch_uneven = (more + count - 1, control + (0 if count else len(data)))
         if self._batch_writes is None:
             self._batch_writes = [data]
-            self._batch.hold(self)
+            self._batch.join(self)
         else:
             self._batch_writes.append(data)
 
-    def flush_held(self) -> None:
+    def write_batched(self) -> None:
         """The batch has ended: write what it held for this link, straight to the socket if it can be."""
         writer = self._writer
         # Under the lock from taking the batch's writes to writing them: a sending thread that finds none held
@@ -563,7 +563,7 @@ class Connection(ConnectionBase):
             transport.loseWriteConnection()
         else:
             transport.loseConnection()
-        self._drain = DrainWatch(self._service.reactor, self._close_timeout, lambda: held_bytes(transport), self.cut)
+        self._drain = DrainWatch(self._service.reactor, self._close_timeout, lambda: pending_bytes(transport), self.cut)
 
     def heard_from_peer(self) -> None:
         if self._drain is not None:

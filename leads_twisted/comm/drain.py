@@ -73,7 +73,7 @@ def _buffered(transport: ITransport) -> list[bytes]:
     return [bytes(layer.dataBuffer[layer.offset :]), *getattr(layer, "_tempDataBuffer", [])]
 
 
-def held_bytes(transport: ITransport) -> int:
+def pending_bytes(transport: ITransport) -> int:
     """How many bytes this side still holds for the peer: Twisted's buffer and the socket's send queue."""
     layer = _buffer_layer(transport)
     buffered = 0 if layer is None else len(layer.dataBuffer) - layer.offset + getattr(layer, "_tempDataLen", 0)

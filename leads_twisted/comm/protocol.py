@@ -113,7 +113,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         self.opened_at: float = 0.0
         #: The server's memory budget, told of this link's unfinished incoming message once per chunk.
         self._budget: MemoryBudget | None = service.memory_budget
-        self._held_in: int = 0
+        self._partial_in: int = 0
         #: Why the link ended before it was up, when this side ended it.
         self.failure_note: str | None = None
         self._rate: ReadRateLimit | None = None
@@ -201,8 +201,8 @@ class LeadsProtocol(Protocol, TimeoutMixin):
         budget = self._budget
         if budget is not None:
             held = self.decoder.buffered
-            if held != self._held_in:
-                self._held_in = held
+            if held != self._partial_in:
+                self._partial_in = held
                 budget.set(self, held)
         if self._rate is not None and count:
             self._rate.spend(count)
@@ -213,7 +213,7 @@ class LeadsProtocol(Protocol, TimeoutMixin):
             f"{self.connection} held {held} bytes of an unfinished message while all peers held {total}, "
             f"over max_memory ({limit}); dropping it"
         )
-        self._held_in = 0
+        self._partial_in = 0
         if self.connection is not None:
             self.service.link_broke_rules(self.connection, error)
         else:

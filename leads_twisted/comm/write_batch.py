@@ -16,10 +16,10 @@ from twisted.logger import Logger
 _log = Logger(namespace="leads_twisted.write_batch")
 
 
-class HeldWrites(Protocol):
-    """A link whose writes a batch holds until its end."""
+class BatchedLink(Protocol):
+    """A link whose writes wait for the end of the batch under way."""
 
-    def flush_held(self) -> None:
+    def write_batched(self) -> None:
         """Write what was held, now."""
 
 
@@ -31,30 +31,30 @@ class WriteBatch:
 
     def __init__(self) -> None:
         self._depth = 0
-        self._held: list[HeldWrites] = []
+        self._joined: list[BatchedLink] = []
 
     @property
     def open(self) -> bool:
         """True while a batch is under way: writes should be held."""
         return self._depth > 0
 
-    def hold(self, link: HeldWrites) -> None:
-        """``link`` holds writes: flush it when the batch ends (call once per batch)."""
-        self._held.append(link)
+    def join(self, link: BatchedLink) -> None:
+        """``link`` has writes waiting: have it write them when the batch ends (call once per batch)."""
+        self._joined.append(link)
 
     def begin(self) -> None:
         self._depth += 1
 
     def end(self) -> None:
         self._depth -= 1
-        if self._depth or not self._held:
+        if self._depth or not self._joined:
             return
-        held, self._held = self._held, []
-        for link in held:
+        joined, self._joined = self._joined, []
+        for link in joined:
             try:
-                link.flush_held()
+                link.write_batched()
             except Exception:
-                _log.failure("writing out held messages failed")
+                _log.failure("writing out a batch's messages failed")
 
 
 #: The batch of the process's reactor, which every hub on it shares unless it is given another.

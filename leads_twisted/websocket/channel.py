@@ -30,7 +30,7 @@ class MeteredChannel(ProtocolWrapper):
         self._limit = 0
         self._stopped = False
         self._budget: MemoryBudget | None = None
-        self._held_in = 0
+        self._partial_in = 0
 
     def meter(self, limit: int, over: Callable[[Exception], None], budget: MemoryBudget | None = None) -> None:
         """From now on, call ``over(error)`` (once) when a message grows past ``limit`` bytes or ``budget`` has
@@ -48,8 +48,8 @@ class MeteredChannel(ProtocolWrapper):
         within = None if meter is None else meter.feed(data)
         if within is None:
             super().dataReceived(data)
-            if meter is not None and self._budget is not None and meter.held != self._held_in:
-                self._held_in = meter.held
+            if meter is not None and self._budget is not None and meter.held != self._partial_in:
+                self._partial_in = meter.held
                 self._budget.set(self, meter.held)
             return
         if within:
@@ -67,7 +67,7 @@ class MeteredChannel(ProtocolWrapper):
 
     def drop_for_memory(self, held: int, total: int, limit: int) -> None:
         """The server's memory budget is over, and this browser's unfinished message is among the biggest."""
-        self._held_in = 0
+        self._partial_in = 0
         self._stop(
             MemoryBudgetExceeded(
                 f"{self.getPeer()} held {held} bytes of an unfinished WebSocket message while all peers held "

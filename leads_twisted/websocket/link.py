@@ -150,11 +150,11 @@ class WebSocketLink(ConnectionBase):
             return
         self._pending = [data]
         if self._batch.open:
-            self._batch.hold(self)
+            self._batch.join(self)
         else:
-            self.flush_held()
+            self.write_batched()
 
-    def flush_held(self) -> None:
+    def write_batched(self) -> None:
         """Write what the batch held for this link, in one write: straight to its socket when Twisted holds
         nothing for it (as a TCP link does), else into the transport. The memory budget hears of it once per
         write, while the browser is not reading."""
@@ -181,7 +181,7 @@ class WebSocketLink(ConnectionBase):
             self._pending = None
             self._channel.abortConnection()
             return
-        self.flush_held()  # what was sent before the close goes first
+        self.write_batched()  # what was sent before the close goes first
         if not self.state.writing():
             return  # that write went over the memory budget, and the link was dropped for it
         self.move_to(CLOSING)

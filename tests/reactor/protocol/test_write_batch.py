@@ -113,7 +113,7 @@ class Link:
     def __init__(self, log: list[str], name: str, fail: bool = False) -> None:
         self.log, self.name, self.fail = log, name, fail
 
-    def flush_held(self) -> None:
+    def write_batched(self) -> None:
         self.log.append(self.name)
         if self.fail:
             raise OSError("this link broke")
@@ -123,9 +123,9 @@ def test_a_nested_batch_flushes_once_when_the_outermost_ends():
     log: list[str] = []
     batch = WriteBatch()
     batch.begin()
-    batch.hold(Link(log, "a"))
+    batch.join(Link(log, "a"))
     batch.begin()
-    batch.hold(Link(log, "b"))
+    batch.join(Link(log, "b"))
     batch.end()
     assert batch.open and log == []
     batch.end()
@@ -140,6 +140,6 @@ def test_a_link_failing_to_flush_does_not_keep_the_others_waiting():
     batch = WriteBatch()
     batch.begin()
     for link in (Link(log, "a"), Link(log, "broken", fail=True), Link(log, "c")):
-        batch.hold(link)
+        batch.join(link)
     batch.end()
     assert log == ["a", "broken", "c"]
