@@ -8,7 +8,7 @@ from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import IReactorTime, ISSLTransport
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -79,7 +79,7 @@ class LinkHost(ServiceView, Protocol):
         """Who hears of the link's events."""
 
     @property
-    def reactor(self) -> Any:
+    def reactor(self) -> IReactorTime:
         """The clock for heartbeats and the closing drain."""
 
     @property
@@ -329,7 +329,7 @@ class Connection(ConnectionBase):
         #: What the batch's writes do not tell by their number and length, for the count of deliveries made
         #: when it ends: messages beyond one per write, and bytes of controls (rare).
         self._batch_uneven: tuple[int, int] | None = None
-        self._timers: list[Any] = []
+        self._timers: list[LoopingCall] = []
         self._drain: DrainWatch | None = None
         self._close_timeout: float = policy.close_timeout
         #: Bytes written while the transport's buffer is over its limit (the peer is not reading); None while
@@ -601,9 +601,6 @@ class Connection(ConnectionBase):
             self._drain.stop()
             self._drain = None
         for timer in self._timers:
-            if isinstance(timer, LoopingCall):
-                if timer.running:
-                    timer.stop()
-            elif timer.active():
-                timer.cancel()
+            if timer.running:
+                timer.stop()
         self._timers.clear()

@@ -13,13 +13,15 @@ import contextlib
 import threading
 from collections.abc import Callable
 from threading import get_ident
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from leads_twisted.comm.latch import Latch
+from leads_twisted.comm.reactor_types import global_reactor
 from leads_twisted.comm.write_batch import WriteBatch
 
 T = TypeVar("T")
@@ -53,6 +55,10 @@ class ThreadFactory(Protocol):
 #: Registers a function to run at interpreter exit (``atexit.register`` by default).
 ExitRegistrar = Callable[[Callable[[], None]], object]
 
+#: What runs at interpreter exit: a service's ``close_in_reactor`` (Twisted's ``Deferred`` is invariant in what it
+#: fires with, so the hooks' Deferreds are taken as they come).
+ExitHook = Callable[[], "Deferred[Any] | None"]
+
 
 class ReactorRunner:
     """Starts the reactor once, in its own thread unless it already runs, and runs calls in it.
@@ -68,12 +74,14 @@ class ReactorRunner:
         thread_factory: ThreadFactory = threading.Thread,
         register_exit: ExitRegistrar = atexit.register,
     ) -> None:
+        # Any: the runner calls run(installSignalHandlers=...), which IReactorCore does not declare, and tests
+        # give it in-memory reactors without threads.
         self._given_reactor: Any = reactor
         self._thread_factory = thread_factory
         self._register_exit_hook = register_exit
         self._lock = threading.Lock()
         self._thread: ReactorThread | None = None
-        self._shutdown_hooks: list[Callable[[], Deferred[Any] | None]] = []
+        self._shutdown_hooks: list[ExitHook] = []
         self._exit_registered = False
         #: Set by the reactor thread when its reactor has stopped (``_run_reactor``).
         self._reactor_ended = False
@@ -85,9 +93,7 @@ class ReactorRunner:
         """The reactor given to the runner, else the global one (installed as the platform default on first use)."""
         if self._given_reactor is not None:
             return self._given_reactor
-        from twisted.internet import reactor
-
-        return reactor
+        return global_reactor()
 
     def in_reactor_thread(self) -> bool:
         """True in the thread that runs this runner's reactor."""
@@ -137,10 +143,10 @@ class ReactorRunner:
         # A Latch, not an Event: Ctrl-C can end the wait at any point without wedging a lock the reactor needs.
         # The timeout is a reactor timer that opens the latch with no outcome.
         done = Latch()
-        outcome: list[Any] = []
-        timer: list[Any] = []
+        outcome: list[object] = []
+        timer: list[IDelayedCall] = []
 
-        def settle(result: Any) -> None:
+        def settle(result: object) -> None:
             outcome.append(result)
             if timer and timer[0].active():
                 timer[0].cancel()
@@ -160,14 +166,13 @@ class ReactorRunner:
         result = outcome[0]
         if isinstance(result, Failure):
             result.raiseException()
-        value: T = result
-        return value
+        return cast(T, result)  # what the function's Deferred fired with
 
-    def at_exit(self, hook: Callable[[], Deferred[Any] | None]) -> None:
+    def at_exit(self, hook: ExitHook) -> None:
         """Run ``hook`` in the reactor thread at interpreter exit, before the reactor stops."""
         self._shutdown_hooks.append(hook)
 
-    def forget_at_exit(self, hook: Callable[[], Deferred[Any] | None]) -> None:
+    def forget_at_exit(self, hook: ExitHook) -> None:
         """Drop a hook given to ``at_exit`` (a service closed before exit)."""
         with contextlib.suppress(ValueError):
             self._shutdown_hooks.remove(hook)

@@ -17,6 +17,7 @@ from leads_twisted.comm.latch import Latch
 from leads_twisted.comm.outbox import Outbox
 from leads_twisted.comm.reactor_thread import ReactorCallTimeout, ReactorRunner, ReactorThreadError
 from leads_twisted.comm.reactor_thread import runner as shared_runner
+from leads_twisted.comm.reactor_types import IHubReactor
 
 #: How long a blocking start of a server waits to be listening (a client waits its connect timeout and more).
 START_TIMEOUT_SECONDS: float = 30.0
@@ -41,9 +42,10 @@ class Service(Hub):
         return self._outbox
 
     @property
-    def reactor(self) -> Any:
+    def reactor(self) -> IHubReactor:
         """The reactor of the service's runner."""
-        return self._runner.reactor
+        reactor: IHubReactor = self._runner.reactor
+        return reactor
 
     def in_reactor_thread(self) -> bool:
         return self._runner.in_reactor_thread()
