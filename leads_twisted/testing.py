@@ -233,9 +233,18 @@ class MemoryNetwork:
     """
 
     def __init__(
-        self, server_callback: Callback | None = None, *, port: int = 16900, **server_options: Unpack[ServerOptions]
+        self,
+        server_callback: Callback | None = None,
+        *,
+        port: int = 16900,
+        max_queued: int | None = None,
+        **server_options: Unpack[ServerOptions],
     ) -> None:
+        """``max_queued`` is taken as a ``Server`` takes it, and ignored: the in-memory hubs have no thread
+        facade whose queue it would bound."""
         self.clock: MemoryReactorClock = MemoryReactorClock()
+        #: A runner on this clock, for a ``Server`` or ``Client`` of your own (``runner=net.runner``).
+        self.runner: MemoryRunner = MemoryRunner(self.clock)
         # The in-memory reactor provides every part of a hub's reactor but IReactorThreads: nothing here calls
         # callFromThread, since every call is made in the one thread that counts as the reactor's.
         self._hub_reactor = cast("IHubReactor", self.clock)
@@ -258,12 +267,16 @@ class MemoryNetwork:
         return self._first()[1]
 
     def add_client(
-        self, callback: Callback | None = None, **client_options: Unpack[ClientOptions]
+        self,
+        callback: Callback | None = None,
+        *,
+        max_queued: int | None = None,
+        **client_options: Unpack[ClientOptions],
     ) -> tuple[ClientHub, Recorder]:
         """Start one more client of the server with ``callback``, connect it, and return it with its recorder.
 
         Raises the client's start-up error (``ConnectionRefusedError`` once the server is closed), unless
-        ``reconnect=True`` is among the options.
+        ``reconnect=True`` is among the options. ``max_queued`` is taken, and ignored, as by ``MemoryNetwork``.
         """
         seen = Recorder()
         port = self.server.port()

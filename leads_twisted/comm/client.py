@@ -48,7 +48,7 @@ class Client(Service, ClientHub):
         slow_callback: float | None = None,
         **link_options: Unpack[LinkOptions],
     ) -> None:
-        outbox = self._use_runner(runner, max_queued)
+        outbox = self._use_runner(runner, max_queued, link_options)
         ClientHub.__init__(
             self,
             port,

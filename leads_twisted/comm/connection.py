@@ -84,7 +84,7 @@ class LinkHost(ServiceView, Protocol):
 
     @property
     def write_batch(self) -> WriteBatch:
-        """The reactor's batch of held writes."""
+        """The reactor's write batch, which the link's writes join while it is open."""
 
     @property
     def reactor_thread(self) -> int | None:

@@ -18,6 +18,11 @@ from twisted.python.failure import Failure
 from leads_twisted.comm.views import ServiceView
 
 
+class ReactorThreadError(RuntimeError):
+    """A blocking call was made where it would deadlock, a reactor-thread call was made from another thread, or
+    the reactor could not be reached."""
+
+
 def describe_start_failure(service: ServiceView, failure: Failure) -> Exception:
     """Return a built-in ``OSError`` subclass saying what could not start and why, chained to the cause.
 

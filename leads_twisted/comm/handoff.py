@@ -9,9 +9,14 @@ hold senders while a link is full.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
+
+from twisted.logger import Logger
+
+_log = Logger(namespace="leads_twisted.handoff")
 
 
 class HandoffTarget(Protocol):
@@ -63,41 +68,56 @@ class Handoff(Protocol):
 
 
 class ReactorHandoff:
-    """A hub's own handoff: what other threads hand over waits in a deque, and each handing-over asks the reactor
+    """A hub's own handoff: what other threads hand over waits in a queue, and each handing-over asks the reactor
     thread, with ``callFromThread``, to deliver everything waiting.
 
     It never holds a sender, so nothing bounds what other threads hand over: a program that sends from its own
-    threads at length should use the facade's ``Server``/``Client``, whose ``Outbox`` does.
+    threads at length should use the facade's ``Server``/``Client``, whose ``Outbox`` does. A refusal and a
+    send are ordered by one lock, so a send either raises or is delivered before what follows the refusal.
     """
 
     max_queued: int = 0
 
     def __init__(self, call_from_thread: Callable[[Callable[[], None]], object]) -> None:
         self._call_from_thread = call_from_thread
-        #: ``(target, message)``, or ``(target, None)`` for a close; ``deque.append`` is atomic.
+        self._lock = threading.Lock()
+        #: ``(target, message)``, or ``(target, None)`` for a close.
         self._waiting: deque[tuple[HandoffTarget, bytes | None]] = deque()
         self._refusal: str | None = None
 
     def put(self, target: HandoffTarget, message: bytes, direct: DirectSender | None = None) -> None:
-        if self._refusal is not None:
-            raise OSError(self._refusal)
-        self._waiting.append((target, message))
-        self._call_from_thread(self.flush)
+        self._hand_over(target, message, None)
 
     def put_close(self, target: HandoffTarget, refuse: str | None = None) -> None:
-        if refuse is not None:
-            self._refusal = refuse
-        self._waiting.append((target, None))
-        self._call_from_thread(self.flush)
+        self._hand_over(target, None, refuse)
+
+    def _hand_over(self, target: HandoffTarget, message: bytes | None, refuse: str | None) -> None:
+        """Queue a message (or, with None, a close) and wake the reactor. A ``KeyboardInterrupt`` landing
+        anywhere here leaves no queued item without a wake-up: the ``except`` makes one (a flush too many finds
+        nothing to do)."""
+        try:
+            with self._lock:
+                if message is not None and self._refusal is not None:
+                    raise OSError(self._refusal)
+                self._waiting.append((target, message))
+                if refuse is not None:
+                    self._refusal = refuse
+            self._call_from_thread(self.flush)
+        except BaseException:
+            if self._waiting:
+                self._call_from_thread(self.flush)
+            raise
 
     def refuse(self, reason: str) -> None:
-        self._refusal = reason
+        with self._lock:
+            self._refusal = reason
 
     def refusing(self) -> bool:
         return self._refusal is not None
 
     def accept(self) -> None:
-        self._refusal = None
+        with self._lock:
+            self._refusal = None
 
     def pause(self) -> None:
         """Nothing to hold: a full link's ``slow_policy`` acts instead."""
@@ -106,10 +126,14 @@ class ReactorHandoff:
         """Nothing is held."""
 
     def flush(self) -> None:
+        """Deliver everything waiting, in order; a delivery that fails is logged and the rest still go."""
         waiting = self._waiting
         while waiting:
             target, message = waiting.popleft()
-            if message is None:
-                target.close_now()
-            else:
-                target.write_messages([message])
+            try:
+                if message is None:
+                    target.close_now()
+                else:
+                    target.write_messages([message])
+            except Exception:
+                _log.failure("delivering a message handed over from another thread failed")

@@ -2,10 +2,12 @@
 
 A hub lives in the reactor thread: it is started once (``start_in_reactor``) and closed once
 (``close_in_reactor``), keeps its links, hands their messages to its ``Callback`` and observers, and applies its
-``LinkPolicy``. It never blocks and starts no thread. A send or close from another thread crosses over through
-its ``Handoff`` (``comm/handoff.py``): by default a plain ``callFromThread``; the thread facade
-(``service.py``) gives it the bounded ``Outbox`` instead. The daemon and ``leads_twisted.testing`` use hubs as
-they are; ``Server`` and ``Client`` are hubs with the facade on top.
+``LinkPolicy``. It never blocks and starts no thread. A send or close of its ``Connection`` links, or of the
+hub itself, made in another thread crosses over through its ``Handoff`` (``comm/handoff.py``): by default a
+queue woken with ``callFromThread``; the thread facade (``service.py``) gives it the bounded ``Outbox``
+instead. (A custom link crosses threads its own way, as ``WebSocketLink`` does with ``callFromThread``.)
+The daemon and ``leads_twisted.testing`` use hubs as they are; ``Server`` and ``Client`` are hubs with the
+facade on top.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from leads_twisted.comm.callback import Callback
 from leads_twisted.comm.connection import Connection, ConnectionBase, describe_peer
-from leads_twisted.comm.errors import describe_start_failure
+from leads_twisted.comm.errors import ReactorThreadError, describe_start_failure
 from leads_twisted.comm.framing import DEFAULT_MAX_MESSAGE, DEFAULT_SEPARATOR, DISCONNECT, Decoder, MessageTooLong
 from leads_twisted.comm.handoff import Handoff, ReactorHandoff
 from leads_twisted.comm.length_framing import LengthDecoder
@@ -67,7 +70,7 @@ class Life:
     """What a hub keeps of its one life besides its state: used when it starts, closes or is asked for stats,
     never per message (kept apart so that the hub's per-message attributes stay few and fast to read)."""
 
-    __slots__ = ("caller_gets_start_failure", "cut_timer", "finish_waiters", "lock", "stats")
+    __slots__ = ("caller_gets_start_failure", "cut_timer", "finish_waiters", "lock", "on_global_reactor", "stats")
 
     def __init__(self) -> None:
         #: Guards the moves out of NEW, and the first ``stats()``, which any thread may make.
@@ -80,6 +83,8 @@ class Life:
         self.stats: Stats | None = None
         #: True when a blocking ``start`` raises the start's failure to its caller, who then needs no log line.
         self.caller_gets_start_failure: bool = False
+        #: True when the hub runs on Twisted's global reactor, whose thread Twisted knows.
+        self.on_global_reactor: bool = True
 
 
 class Hub(ABC):
@@ -87,7 +92,8 @@ class Hub(ABC):
 
     Every method runs in the reactor thread unless it says otherwise. ``reactor`` defaults to the global one;
     ``handoff`` carries sends and closes from other threads (default: ``ReactorHandoff``); ``write_batch`` is
-    the reactor's batch of held writes, shared by every hub on that reactor.
+    the reactor's batch of writes waiting for the end of the work under way: by default one for the process's
+    reactor; a ``Server`` or ``Client`` uses its runner's.
     """
 
     #: What bounds the bytes held for all peers together (a server's ``max_memory``); None: no bound.
@@ -124,6 +130,7 @@ class Hub(ABC):
         self._handoff: Handoff = handoff if handoff is not None else ReactorHandoff(self.call_from_thread)
         self._state: State = State.NEW
         self._life = Life()
+        self._life.on_global_reactor = reactor is None
         self._sender: ConnectionBase | None = None
         self._opening: set[LeadsProtocol] = set()
         self._observers: Observers = Observers()
@@ -160,7 +167,7 @@ class Hub(ABC):
 
     @property
     def write_batch(self) -> WriteBatch:
-        """The reactor's batch of held writes: writes made while it is open leave together when it ends."""
+        """The reactor's write batch: writes made while it is open leave together when it ends."""
         return self._write_batch
 
     @property
@@ -235,8 +242,14 @@ class Hub(ABC):
     def start_in_reactor(self, *args: Any, **kwargs: Any) -> Deferred[Self]:
         """Start, in the reactor thread, and fire with the hub once it is up (listening, or first link up).
 
-        The Deferred fails with the ``OSError`` that says why it could not start (after ``on_fail``).
+        The Deferred fails with the ``OSError`` that says why it could not start (after ``on_fail``). Raises
+        ``ReactorThreadError`` outside the thread running Twisted's global reactor, when that is the hub's.
         """
+        running = threadable.ioThread
+        if self._life.on_global_reactor and running is not None and running != get_ident():
+            raise ReactorThreadError(
+                "start_in_reactor() belongs in the reactor thread; hand it over with callFromThread"
+            )
         self._claim_start()
         return self._begin(*args, **kwargs).addCallback(lambda _: self)
 

@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python import threadable
 from twisted.python.failure import Failure
 
+from leads_twisted.comm.errors import ReactorThreadError as ReactorThreadError  # also importable from here, as before
 from leads_twisted.comm.latch import Latch
 from leads_twisted.comm.reactor_types import global_reactor
 from leads_twisted.comm.write_batch import WriteBatch
@@ -28,10 +29,6 @@ T = TypeVar("T")
 
 #: How long a blocking call waits for the reactor before giving up with ``TimeoutError``.
 DEFAULT_TIMEOUT: float = 30.0
-
-
-class ReactorThreadError(RuntimeError):
-    """A blocking call was made where it would deadlock, or the reactor could not be reached."""
 
 
 class ReactorCallTimeout(TimeoutError):

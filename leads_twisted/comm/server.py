@@ -46,7 +46,7 @@ class Server(Service, ServerHub):
         slow_callback: float | None = None,
         **link_options: Unpack[LinkOptions],
     ) -> None:
-        outbox = self._use_runner(runner, max_queued)
+        outbox = self._use_runner(runner, max_queued, link_options)
         ServerHub.__init__(
             self,
             port,

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any, Self
 
 from twisted.internet.defer import Deferred
@@ -23,6 +24,10 @@ from leads_twisted.comm.reactor_types import IHubReactor
 START_TIMEOUT_SECONDS: float = 30.0
 
 
+#: What wires a hub to its reactor: the facade sets these itself, from its runner.
+_HUB_WIRING = frozenset({"reactor", "handoff", "write_batch"})
+
+
 class Service(Hub):
     """A server or a client: started once with ``start``, reported through its ``Callback``, closed once.
 
@@ -33,9 +38,17 @@ class Service(Hub):
     _outbox: Outbox
     _finished: Latch
 
-    def _use_runner(self, runner: ReactorRunner | None, max_queued: int) -> Outbox:
+    def _use_runner(self, runner: ReactorRunner | None, max_queued: int, options: Iterable[str] = ()) -> Outbox:
         """Take ``runner`` (the process's shared one by default) and make the outbox to hand the hub as its
-        handoff; a subclass calls it before the hub's ``__init__``."""
+        handoff; a subclass calls it before the hub's ``__init__``, with the names of the options it was given:
+        a hub's wiring among them raises ``TypeError`` rather than being quietly overridden."""
+        wired = sorted(_HUB_WIRING.intersection(options))
+        if wired:
+            name = type(self).__name__
+            raise TypeError(
+                f"{name}() has no option {wired[0]!r}: it runs on its runner's reactor (runner=); "
+                f"a {name}Hub takes a reactor of your own"
+            )
         self._runner = runner if runner is not None else shared_runner
         self._finished = Latch()
         self._outbox = Outbox(self.call_from_thread, max_queued, self._runner.write_batch)

@@ -24,7 +24,7 @@ class BatchedLink(Protocol):
 
 
 class WriteBatch:
-    """Counts the batches under way in the reactor thread and flushes held writes when the outermost ends.
+    """Counts the batches under way in the reactor thread and has the joined links write when the outermost ends.
 
     Use it from the reactor thread only: ``begin()``, then ``end()`` in a ``finally``.
     """

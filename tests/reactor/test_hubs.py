@@ -9,7 +9,7 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from leads_twisted.comm import ClientHub, ReactorHandoff, ServerHub, Service
+from leads_twisted.comm import ClientHub, ReactorHandoff, ReactorThreadError, ServerHub, Service
 
 from .conftest import TIMEOUT, Recorder
 
@@ -81,3 +81,20 @@ async def test_a_client_hub_refuses_a_send_from_another_thread_once_its_link_is_
     await in_thread(late_send)
     assert len(outcome) == 1 and "disconnect" in str(outcome[0])
     assert threading.current_thread() is threading.main_thread()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_hub_on_the_global_reactor_refuses_to_start_outside_its_thread(net: Any) -> None:
+    server = ServerHub(0, Recorder(), interface=LOOPBACK)
+    net.services.append(server)
+
+    def start_here() -> str:
+        try:
+            server.start_in_reactor()
+        except ReactorThreadError as error:
+            return str(error)
+        return "started"
+
+    assert "reactor thread" in await in_thread(start_here)
+    await server.start_in_reactor().addTimeout(TIMEOUT, reactor)  # in the reactor thread it starts
+    assert server.port() != 0

@@ -58,16 +58,35 @@ def test_a_refusal_raises_for_every_later_send_until_accepted() -> None:
     assert log == [("t", "close"), ("t", b"again")]
 
 
-def test_a_wake_up_that_failed_is_made_up_for_by_flush() -> None:
-    """A ``KeyboardInterrupt`` landing in ``callFromThread`` leaves the message waiting, not lost: the next
-    wake-up, or the hub's own ``flush`` before a link closes, delivers it."""
+def test_an_interrupt_in_the_wake_up_still_leaves_one_scheduled() -> None:
+    """A ``KeyboardInterrupt`` landing in ``callFromThread`` reaches the sender, and the message it queued still
+    gets its wake-up: the handoff makes another on its way out."""
     log: list[object] = []
+    calls: list[Callable[[], None]] = []
 
-    def interrupted(_: Callable[[], None]) -> None:
-        raise KeyboardInterrupt
+    def interrupted_once(call: Callable[[], None]) -> None:
+        if not calls:
+            calls.append(call)
+            raise KeyboardInterrupt
+        calls.append(call)
 
-    carrier = ReactorHandoff(interrupted)
+    carrier = ReactorHandoff(interrupted_once)
     with pytest.raises(KeyboardInterrupt):
         carrier.put(Target(log, "t"), b"kept")
-    carrier.flush()
+    assert len(calls) == 2  # the interrupted wake-up, and the one made up for it
+    calls[1]()
     assert log == [("t", b"kept")]
+
+
+def test_a_delivery_that_fails_is_logged_and_the_rest_still_go() -> None:
+    log: list[object] = []
+
+    class Broken(Target):
+        def write_messages(self, messages: list[bytes]) -> None:
+            raise RuntimeError("broken target")
+
+    carrier, calls = handoff()
+    carrier.put(Broken(log, "x"), b"lost")
+    carrier.put(Target(log, "t"), b"delivered")
+    calls[0]()
+    assert log == [("t", b"delivered")]

@@ -60,3 +60,12 @@ def test_lines_are_marked_and_coloured_as_leads_did():
     assert mark("hi", Level.WARN, "main").startswith("[Level.WARN: 2] [main] [")
     assert colour("x", (1, 31, 37)) == "\033[1;31;47mx\033[0m"
     assert colour("x", (0, None, None)) == "\033[0mx\033[0m"
+
+
+@pytest.mark.parametrize("wiring", ["reactor", "handoff", "write_batch"])
+def test_the_facade_refuses_a_hubs_wiring_instead_of_ignoring_it(wiring: str) -> None:
+    from leads_twisted.comm import Client, Server
+
+    for service_class in (Server, Client):
+        with pytest.raises(TypeError, match=f"no option '{wiring}'.*Hub takes a reactor of your own"):
+            service_class(0, **{wiring: object()})

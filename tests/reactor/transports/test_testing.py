@@ -188,3 +188,14 @@ def test_flush_stops_callbacks_that_answer_each_other_forever(monkeypatch):
     net.client.send(b"ping")
     with pytest.raises(RuntimeError, match="still busy"):
         net.flush()
+
+
+def test_the_testing_network_keeps_its_runner_and_takes_max_queued() -> None:
+    from leads_twisted.testing import MemoryNetwork, MemoryRunner
+
+    net = MemoryNetwork(max_queued=1024)
+    client, _ = net.add_client(max_queued=2048)
+    assert isinstance(net.runner, MemoryRunner)
+    client.send(b"hello")
+    net.flush()
+    assert net.server_seen.received == [b"hello"]
