@@ -245,13 +245,17 @@ class Hub(ABC):
         The Deferred fails with the ``OSError`` that says why it could not start (after ``on_fail``). Raises
         ``ReactorThreadError`` outside the thread running Twisted's global reactor, when that is the hub's.
         """
+        self._check_start_thread()
+        self._claim_start()
+        return self._begin(*args, **kwargs).addCallback(lambda _: self)
+
+    def _check_start_thread(self) -> None:
+        """Raise ``ReactorThreadError`` if this is not the reactor's thread, where Twisted knows which that is."""
         running = threadable.ioThread
         if self._life.on_global_reactor and running is not None and running != get_ident():
             raise ReactorThreadError(
                 "start_in_reactor() belongs in the reactor thread; hand it over with callFromThread"
             )
-        self._claim_start()
-        return self._begin(*args, **kwargs).addCallback(lambda _: self)
 
     def close(self) -> None:
         """Tell every peer ``disconnect`` after what was sent before, and end the hub; safe to repeat, from any

@@ -11,8 +11,6 @@ import functools
 from collections.abc import Iterable
 from typing import Any, Self
 
-from twisted.internet.defer import Deferred
-
 from leads_twisted.comm.hub import Hub, State
 from leads_twisted.comm.latch import Latch
 from leads_twisted.comm.outbox import Outbox
@@ -115,14 +113,10 @@ class Service(Hub):
         self._outbox.put_close(self, self._refusal_once_closed())
         self._finished.wait()
 
-    def start_in_reactor(self, *args: Any, **kwargs: Any) -> Deferred[Self]:
-        """For Twisted programs, in the reactor thread: start, and fire with the service once it is up.
-
-        The Deferred fails with the same ``OSError`` that ``start`` would raise (after ``on_fail``).
-        """
+    def _check_start_thread(self) -> None:
+        """``start_in_reactor`` is for Twisted programs, in the thread of the service's runner."""
         if not self.in_reactor_thread():
             raise ReactorThreadError("start_in_reactor() belongs in the reactor thread; use start() elsewhere")
-        return super().start_in_reactor(*args, **kwargs)
 
     def _start_timeout(self) -> float:
         """How long a blocking start waits for the service to come up before it gives up."""

@@ -502,3 +502,30 @@ def test_parallel_start_client_returns_after_on_connect_has_run():
         """
     )
     assert run_python(code, timeout=30).result() == {"missed": 0}
+
+
+def test_a_memory_runner_server_starts_in_reactor_while_the_shared_reactor_runs_in_its_thread():
+    """``start_in_reactor`` is checked against the service's own runner: a ``Server`` on a ``MemoryRunner``
+    starts in the calling thread even though Twisted's global reactor runs in the library's thread, while a
+    ``Server`` on the shared runner, called from that same thread, is refused."""
+    code = api_script(
+        """
+        watchdog(20)
+        from leads_twisted.testing import MemoryRunner
+
+        shared = start_server(create_server(0, Events(), interface="127.0.0.1"), True)  # the reactor thread runs
+        in_memory = Server(0, Events(), runner=MemoryRunner())
+        started = []
+        in_memory.start_in_reactor().addCallback(started.append)
+        refused = ""
+        try:
+            Server(0, Events(), interface="127.0.0.1").start_in_reactor()
+        except ReactorThreadError as error:
+            refused = str(error)
+        result(started=len(started), refused=refused)
+        shared.close()
+        """
+    )
+    outcome = run_python(code, timeout=30).result()
+    assert outcome["started"] == 1
+    assert "use start() elsewhere" in outcome["refused"]
