@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from functools import partial
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -408,14 +409,7 @@ class Connection(ConnectionBase):
         if self._in_reactor_thread():
             self.close_now()
             return
-        try:
-            self.move_to(CLOSE_ASKED)
-        finally:
-            # Tested here rather than by what ``move_to`` returned, so that a close asked is also queued when a
-            # KeyboardInterrupt lands as it returns; two threads closing at once may queue two: the second is
-            # a no-op.
-            if self.state is CLOSE_ASKED:
-                self._service.close_later(self)
+        self.ask_close(partial(self._service.close_later, self))
 
     def send_from_thread(self, msg: bytes) -> bool:
         """Write ``msg`` from the sending thread, if nothing written before it is still waiting; else False.

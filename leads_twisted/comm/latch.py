@@ -17,7 +17,9 @@ class Latch:
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._door = threading.Lock()
-        # The door is not a mutex around code: it is held shut, by no thread in particular, until ``open``.
+        # The door is not a mutex around code: it is held shut, by no thread in particular, until ``open``
+        # releases it (under ``_guard``, once). There is no ``with`` to pair it with, and no leak to fear: the lock
+        # is new and nobody else holds it, and an interrupt here drops the unfinished latch along with its door.
         self._door.acquire()
         self._open = False
 

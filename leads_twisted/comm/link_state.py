@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import threading
+from collections.abc import Callable
 from typing import Final
 
 #: Taken by every move of every link's state: moves are rare, and one lock costs no memory per link.
@@ -66,3 +67,14 @@ class StatefulLink:
                 return False
             self.state = state
             return True
+
+    def ask_close(self, queue_close: Callable[[], object]) -> None:
+        """From another thread: the link is closed to its users at once (``CLOSE_ASKED``), and ``queue_close``
+        hands the close itself to the reactor thread. The state is tested afterwards rather than what
+        ``move_to`` returned, so that the close is queued also when a KeyboardInterrupt lands as it returns;
+        two threads closing at once may queue two closes, and the second does nothing."""
+        try:
+            self.move_to(CLOSE_ASKED)
+        finally:
+            if self.state is CLOSE_ASKED:
+                queue_close()

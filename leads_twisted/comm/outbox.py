@@ -127,7 +127,10 @@ class Outbox:
                     if self._refusal is not None:
                         raise OSError(self._refusal)
                     # Full or paused: close the gate, make sure a drain is coming, and wait outside the lock.
-                    self._gate.acquire(False)  # a gate, not a mutex: no code runs holding it
+                    # A gate, not a mutex: no code runs holding it, and the reactor opens it (``_open_gate``) on
+                    # every drain, resume and refusal. A Ctrl-C after this line reaches the ``except`` below,
+                    # which makes a drain if anything is queued, so the gate cannot stay shut on a waiter.
+                    self._gate.acquire(False)
                     wake = bool(self._messages) and not self._scheduled
                     if wake:
                         self._scheduled = True

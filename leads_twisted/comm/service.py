@@ -11,7 +11,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any, Self
 
-from leads_twisted.comm.hub import Hub, State
+from leads_twisted.comm.hub import Hub
 from leads_twisted.comm.latch import Latch
 from leads_twisted.comm.outbox import Outbox
 from leads_twisted.comm.reactor_thread import ReactorCallTimeout, ReactorRunner, ReactorThreadError
@@ -33,7 +33,6 @@ class Service(Hub):
     """
 
     _runner: ReactorRunner
-    _outbox: Outbox
     _finished: Latch
 
     def _use_runner(self, runner: ReactorRunner | None, max_queued: int, options: Iterable[str] = ()) -> Outbox:
@@ -49,8 +48,7 @@ class Service(Hub):
             )
         self._runner = runner if runner is not None else shared_runner
         self._finished = Latch()
-        self._outbox = Outbox(self.call_from_thread, max_queued, self._runner.write_batch)
-        return self._outbox
+        return Outbox(self.call_from_thread, max_queued, self._runner.write_batch)
 
     @property
     def reactor(self) -> IHubReactor:
@@ -105,13 +103,9 @@ class Service(Hub):
         thread it waits until every link has ended, however long the peers take to read (Ctrl-C ends the wait,
         not the closing); inside a callback it only begins the closing.
         """
-        if self._close_unstarted() or self._state is State.CLOSED:
-            return
-        if self.in_reactor_thread():
-            self.close_now()
-            return
-        self._outbox.put_close(self, self._refusal_once_closed())
-        self._finished.wait()
+        super().close()
+        if not self.in_reactor_thread():
+            self._finished.wait()
 
     def _check_start_thread(self) -> None:
         """``start_in_reactor`` is for Twisted programs, in the thread of the service's runner."""

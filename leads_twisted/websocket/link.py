@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IPushProducer
@@ -117,11 +118,7 @@ class WebSocketLink(ConnectionBase):
         if self._in_reactor_thread():
             self.close_now()
             return
-        try:
-            self.move_to(CLOSE_ASKED)
-        finally:
-            if self.state is CLOSE_ASKED:  # as ``Connection.close``: also after an interrupt
-                self._channel.reactor.callFromThread(self.close_now)
+        self.ask_close(partial(self._channel.reactor.callFromThread, self.close_now))
 
     def write_messages(self, messages: list[bytes]) -> None:
         """Frame ``messages`` (once per broadcast, shared with the other browsers) and hold them for one write
