@@ -751,7 +751,10 @@ def main(argv: list[str] | None = None) -> int:
     took = time.monotonic() - began
     print(f"Medians of {args.reps} run(s), implementations interleaved; {took:.0f} s in all.")
     print(f"Load average (1 min) before the run {load_before}, after it {load_average()}: the machine's other work.")
-    print(f"Ratios are leads_twisted ÷ reference. Process logs: {log_dir}\n")
+    print(
+        "Ratios: a reference's column is leads_twisted ÷ reference; a variant's is variant ÷ leads_twisted."
+        f" Process logs: {log_dir}\n"
+    )
     print(build_table(impls, results, args))
     if args.json:
         with open(args.json, "w") as out:

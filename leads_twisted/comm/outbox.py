@@ -1,22 +1,35 @@
 """Hands messages from any thread to the reactor thread in batches, keeping each thread's order.
 
-A sending thread appends to a list under a lock and, only if no drain is scheduled yet, schedules one reactor
-wake-up; the drain takes the whole list at once. So a burst of sends costs one wake-up, not one per message.
-The queue is bounded in bytes: a thread that sends faster than the reactor can write waits for room. A client
-also pauses its queue while its link's transport is full, so its senders wait for the peer; a server never
-pauses (one slow client must not stop the others): its ``slow_policy`` acts on that client instead. A client
-whose link has ended refuses (``refuse``): every sender, waiting or new, gets ``OSError``.
+A sending thread appends its message to the open run (a list of messages for one target) and, only if no drain
+is scheduled yet, schedules one reactor wake-up; the drain takes everything at once. So a burst of sends costs
+one wake-up, not one per message. The queue is bounded in bytes: a thread that sends faster than the reactor can
+write waits for room. A client also pauses its queue while its link's transport is full, so its senders wait
+for the peer; a server never pauses (one slow client must not stop the others): its ``slow_policy`` acts on that
+client instead. A client whose link has ended refuses (``refuse``): every sender, waiting or new, gets
+``OSError``.
 
 A message to one link, sent when the queue has been empty and quiet for a moment (a request, a reply to a
 reply, a reading every few milliseconds), skips the queue: the sending thread writes it to the socket itself
 if the link lets it (``DirectSender``), which saves waking the reactor thread. A burst is queued and batched.
 
+Mid-burst, a send takes no lock (the fast path): while the open run is for its target, holds something and has
+room, a small message is appended to it with one ``list.append``, which the GIL makes atomic. Everything else
+(the first message of a run, a new target, a large message, waiting, a close, a refusal) goes through the lock.
+The lock closes a run by putting a fresh list in its place, never by emptying it, and the drain takes a run's
+messages with one slice and deletes just those; so a sender that appended to a run just closed finds, under the
+lock, its message either taken (it goes out with the run) or still there (it takes it back and sends it again).
+A close is a run of its own after the run it ends, so nothing appended late can slip in behind it.
+
+Memory: a message the lock counts costs its length plus ``_ENTRY_COST``; one appended without the lock is
+counted as ``_FAST_COST`` (it is at most ``_FAST_SIZE`` bytes), a bound that holds without knowing its length.
+
 Ctrl-C: a ``KeyboardInterrupt`` may be raised in a sending thread (the main one) at any call or function entry.
-So every lock is taken with ``with``; each message goes into the queue in one step that cannot be interrupted
-halfway (``list +=``), and a sender that may have been interrupted between claiming the wake-up and making it
-makes it again on its way out (a second drain finds the queue empty and does nothing). A waiting sender waits
-on a gate (a lock the reactor releases) rather than on a ``Condition``, whose Python-level wait could be left
-half-done by an interrupt.
+So every lock is taken with ``with``; each message goes into a run in one step that cannot be interrupted
+halfway (``list.append``); a run closed halfway is at worst listed twice, and the drain's slice takes each
+message once; and a sender that may have been interrupted between queueing and making the wake-up makes it on
+its way out (a second drain finds the queue empty and does nothing). A waiting sender waits on a gate (a lock
+the reactor releases) rather than on a ``Condition``, whose Python-level wait could be left half-done by an
+interrupt.
 """
 
 from __future__ import annotations
@@ -42,6 +55,10 @@ DEFAULT_MAX_QUEUED: int = 16 * 1024 * 1024
 #: The bookkeeping cost counted for each queued message besides its payload.
 _ENTRY_COST: int = 64
 
+#: The largest message the fast path takes; each it takes is counted as ``_FAST_COST`` bytes.
+_FAST_SIZE: int = 256
+_FAST_COST: int = _FAST_SIZE + _ENTRY_COST
+
 #: A message skips the queue only after the queue has been empty and untouched this long: within a burst,
 #: messages come microseconds apart and are worth batching, one write and one wake-up for many.
 DIRECT_SEND_AFTER_QUIET_SECONDS: float = 50e-6
@@ -49,6 +66,23 @@ DIRECT_SEND_AFTER_QUIET_SECONDS: float = 50e-6
 
 #: What the outbox delivers to: a link, a hub, or a broadcast (declared with the hub's ``Handoff``).
 OutboxTarget = HandoffTarget
+
+
+def _take(run: list[Any]) -> list[Any]:
+    """Remove and return what ``run`` holds now; a message appended meanwhile stays, at its end."""
+    count = len(run)
+    taken = run[:count]
+    del run[:count]
+    return taken
+
+
+def _take_back(run: list[Any], message: bytes) -> bool:
+    """Remove ``message`` (this very object) from ``run`` if it is still there; say whether it was."""
+    for index in range(len(run) - 1, -1, -1):
+        if run[index] is message:
+            del run[index]
+            return True
+    return False
 
 
 class Outbox:
@@ -70,14 +104,19 @@ class Outbox:
         #: Closed (locked) by a sender that must wait; opened by the reactor when there is room, the link
         #: resumes, or sends are refused. Waiting is ``with gate: pass``.
         self._gate = threading.Lock()
-        #: The messages queued, in order, and where each target's run of them starts: ``(target, index)``,
-        #: added only when the target changes (``_last_target``). An interrupt between adding a run and its
-        #: message leaves an empty run, which the drain skips.
-        self._messages: list[Any] = []
-        self._runs: list[tuple[OutboxTarget, int]] = []
-        self._last_target: OutboxTarget | None = None
-        self._queued = 0
-        self._has_controls = False
+        #: The open run: messages for ``_open_target``, in order. Replaced (never emptied) when it closes.
+        self._open: list[Any] = []
+        self._open_target: OutboxTarget | None = None
+        #: The target a send may append to without the lock: the open run's, or ``None`` while only the lock may.
+        self._fast_target: OutboxTarget | None = None
+        #: The open run's length up to which the fast path may append (the byte bound, in fast messages).
+        self._fast_limit = 0
+        #: Runs closed before the open one, in order: ``(target, messages)``, or ``(target, [CLOSE])``.
+        self._closed: list[tuple[OutboxTarget, list[Any]]] = []
+        #: Bytes counted under the lock (closed runs, and the open run's first ``_open_counted`` messages'
+        #: worth); the open run's other messages came by the fast path and count ``_FAST_COST`` each.
+        self._counted = 0
+        self._open_counted = 0
         self._scheduled = False
         self._paused = False
         #: Why sends are refused, while they are.
@@ -100,51 +139,73 @@ class Outbox:
         the link drains, sends are refused, or the service ends (which resumes every waiter).
         """
         try:
-            while True:
+            run = self._open  # read before the target: a run that closes after this is caught below
+            if (
+                target is self._fast_target
+                and not self._held_back
+                and 0 < len(run) < self._fast_limit
+                and len(message) <= _FAST_SIZE
+            ):
+                run.append(message)
+                if self._open is run:
+                    if not self._scheduled:
+                        self._scheduled = True
+                        self.call_from_thread(self._drain)
+                    return
+                # The run closed around the append: sent with it if the drain took it, else taken back here.
                 with self._lock:
-                    if direct is not None and not self._messages and not self._draining and not self._held_back:
-                        clock = self._clock  # a local, not a method-style call: as fast as a global
-                        now = clock()
-                        quiet = now - self._quiet_since >= DIRECT_SEND_AFTER_QUIET_SECONDS
-                        self._quiet_since = now
-                        if quiet and direct.send_from_thread(message):
-                            return
-                    queued = self._queued + len(message) + _ENTRY_COST
-                    # A single message larger than the whole bound goes in once the queue is empty.
-                    if (queued <= self.max_queued or not self._queued) and not self._held_back:
-                        if target is not self._last_target:
-                            # Forgotten first: after an interrupt anywhere in these three lines, the next
-                            # message starts a run of its own (this one may stay empty), never joins a wrong one.
-                            self._last_target = None
-                            self._runs.append((target, len(self._messages)))
-                            self._last_target = target
-                        self._messages.append(message)
-                        self._queued = queued
-                        if self._scheduled:
-                            return
-                        self._scheduled = True
-                        break
-                    if self._refusal is not None:
-                        raise OSError(self._refusal)
-                    # Full or paused: close the gate, make sure a drain is coming, and wait outside the lock.
-                    # A gate, not a mutex: no code runs holding it, and the reactor opens it (``_open_gate``) on
-                    # every drain, resume and refusal. A Ctrl-C after this line reaches the ``except`` below,
-                    # which makes a drain if anything is queued, so the gate cannot stay shut on a waiter.
-                    self._gate.acquire(False)
-                    wake = bool(self._messages) and not self._scheduled
-                    if wake:
-                        self._scheduled = True
-                if wake:
-                    self.call_from_thread(self._drain)
-                with self._gate:
-                    pass
-            self.call_from_thread(self._drain)
+                    if not _take_back(run, message):
+                        return
+            self._put_locked(target, message, direct)
         except BaseException:
             # Interrupted (or refused) anywhere above: a message this call queued, or a wake-up it claimed, may
             # be left without its drain. Make one if anything waits: a drain too many finds nothing to do.
-            if self._messages:
+            if self._open or self._closed:
                 self.call_from_thread(self._drain)
             raise
+
+    def _put_locked(self, target: OutboxTarget, message: bytes, direct: DirectSender | None) -> None:
+        """``put`` through the lock: a direct send, the start of a run, a large message, or a wait for room."""
+        while True:
+            with self._lock:
+                if direct is not None and not self._draining and not self._held_back and self._is_empty():
+                    clock = self._clock  # a local, not a method-style call: as fast as a global
+                    now = clock()
+                    quiet = now - self._quiet_since >= DIRECT_SEND_AFTER_QUIET_SECONDS
+                    self._quiet_since = now
+                    if quiet and direct.send_from_thread(message):
+                        return
+                cost = len(message) + _ENTRY_COST
+                queued = self._queued_bytes()
+                # A single message larger than the whole bound goes in once the queue is empty.
+                if (queued + cost <= self.max_queued or not queued) and not self._held_back:
+                    if target is not self._open_target:
+                        self._close_open_run()
+                        self._open_target = target
+                    self._open.append(message)
+                    self._open_counted += 1
+                    self._counted += cost
+                    self._fast_target = target
+                    self._set_fast_limit()
+                    if self._scheduled:
+                        return
+                    self._scheduled = True
+                    break
+                if self._refusal is not None:
+                    raise OSError(self._refusal)
+                # Full or paused: close the gate, make sure a drain is coming, and wait outside the lock.
+                # A gate, not a mutex: no code runs holding it, and the reactor opens it (``_open_gate``) on
+                # every drain, resume and refusal. A Ctrl-C after this line reaches ``put``'s ``except``,
+                # which makes a drain if anything is queued, so the gate cannot stay shut on a waiter.
+                self._gate.acquire(False)
+                wake = not self._is_empty() and not self._scheduled
+                if wake:
+                    self._scheduled = True
+            if wake:
+                self.call_from_thread(self._drain)
+            with self._gate:
+                pass
+        self.call_from_thread(self._drain)
 
     def put_close(self, target: OutboxTarget, refuse: str | None = None) -> None:
         """Queue a close of ``target`` after what is queued for it; it never waits, so it reaches even a peer
@@ -155,15 +216,12 @@ class Outbox:
                 if not self._scheduled:
                     self._scheduled = True
                     wake = True
-                if target is not self._last_target:
-                    self._last_target = None
-                    self._runs.append((target, len(self._messages)))
-                    self._last_target = target
-                self._messages.append(CLOSE)
-                self._queued += _ENTRY_COST
-                self._has_controls = True
                 if refuse is not None:
                     self._refuse_locked(refuse)
+                self._close_open_run()
+                self._closed.append((target, [CLOSE]))
+                self._counted += _ENTRY_COST
+                self._set_fast_limit()
             if wake:
                 self.call_from_thread(self._drain)
         except BaseException:
@@ -171,13 +229,41 @@ class Outbox:
                 self.call_from_thread(self._drain)
             raise
 
+    # Under the lock.
+
+    def _is_empty(self) -> bool:
+        return not self._open and not self._closed
+
+    def _queued_bytes(self) -> int:
+        fast = len(self._open) - self._open_counted
+        return self._counted + (_FAST_COST * fast if fast > 0 else 0)
+
+    def _set_fast_limit(self) -> None:
+        room = self.max_queued - self._counted
+        self._fast_limit = (room // _FAST_COST if room > 0 else 0) + self._open_counted
+
+    def _close_open_run(self) -> None:
+        """End the open run: the fast path is shut first, the run listed, then replaced by a fresh list. Stopped
+        halfway, the run may be listed twice or stay open as well; the drain's slices take each message once."""
+        self._fast_target = None
+        run = self._open
+        fast = len(run) - self._open_counted
+        self._counted += _FAST_COST * fast if fast > 0 else 0
+        if run and self._open_target is not None:
+            self._closed.append((self._open_target, run))
+        # Replaced even when empty: a sender that appended to it after this finds it gone, and takes back.
+        self._open = []
+        self._open_counted = 0
+        self._open_target = None
+
     # The reactor thread's side.
 
     def pause(self) -> None:
         """Hold senders until ``resume``: the transport has as much buffered as it should.
 
         No lock: it is called while a link's write lock is held, which a sender may hold while it waits for
-        this outbox's lock; senders read the two flags under their lock and wait at the gate.
+        this outbox's lock; senders read the two flags under their lock (or, on the fast path, on their way
+        in) and wait at the gate.
         """
         self._paused = True
         self._held_back = True
@@ -220,24 +306,34 @@ class Outbox:
     def _drain(self) -> None:
         """Deliver everything queued so far, in order: one write per link, at the end of the batch."""
         with self._lock:
-            messages, self._messages = self._messages, []
-            runs, self._runs = self._runs, []
-            self._last_target = None
-            has_controls, self._has_controls = self._has_controls, False
-            self._queued = 0
-            self._scheduled = False
+            self._scheduled = False  # before taking: a message appended after the take then makes a wake-up
+            closed, self._closed = self._closed, []
+            runs = [(run_target, _take(run)) for run_target, run in closed]
+            target = self._open_target
+            messages = _take(self._open)
+            self._counted = 0
+            self._open_counted = 0
+            self._set_fast_limit()
             if not self._held_back:
                 self._open_gate()
-            if not messages:
+            if not messages and not runs:
                 return
             self._draining = True
         batch = self._write_batch
         batch.begin()
         try:
-            if len(runs) == 1 and not has_controls:
-                _deliver(runs[0][0].write_messages, messages)
+            if not runs and target is not None:
+                _deliver(target.write_messages, messages)
             else:
-                self._deliver_runs(runs, messages)
+                if messages and target is not None:
+                    runs.append((target, messages))
+                for run_target, run in runs:
+                    if not run:
+                        continue
+                    if run[0] is CLOSE:
+                        _deliver(run_target.close_now)
+                    else:
+                        _deliver(run_target.write_messages, run)
         finally:
             batch.end()
             # Everything taken is with the transports now. A sender that comes next is mid-burst, most likely:
@@ -245,21 +341,6 @@ class Outbox:
             clock = self._clock
             self._quiet_since = clock()
             self._draining = False
-
-    @staticmethod
-    def _deliver_runs(runs: list[tuple[OutboxTarget, int]], messages: list[Any]) -> None:
-        ends = [start for _, start in runs[1:]] + [len(messages)]
-        for (target, start), end in zip(runs, ends, strict=True):
-            while start < end:
-                if messages[start] is CLOSE:
-                    _deliver(target.close_now)
-                    start += 1
-                    continue
-                stop = start + 1
-                while stop < end and messages[stop] is not CLOSE:
-                    stop += 1
-                _deliver(target.write_messages, messages[start:stop])
-                start = stop
 
 
 def _deliver(action: Callable[..., None], *args: Any) -> None:

@@ -102,13 +102,11 @@ def test_runs_keep_order_across_targets_and_closes():
     outbox.put(b, b"b1")
     outbox.put_close(b)
     outbox.put(a, b"a3")
-    # A put for b interrupted after its run was added, before its message: an empty run, and no last target.
-    outbox._last_target = None
-    outbox._runs.append((b, len(outbox._messages)))
+    outbox.put(b, b"b2")  # after b's close: sent after it (the link drops it), never before
     outbox.put(a, b"a4")
     outbox.flush()
     assert a.got == [b"a1", b"a2", b"a3", b"a4"]
-    assert b.got == [b"b1", b"<close>"]
+    assert b.got == [b"b1", b"<close>", b"b2"]
 
 
 def test_a_latch_lets_every_waiter_through_once_open():
