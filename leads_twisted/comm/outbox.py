@@ -141,9 +141,10 @@ class Outbox:
         try:
             run = self._open  # read before the target: a run that closes after this is caught below
             if (
-                target is self._fast_target
+                run
+                and target is self._fast_target
                 and not self._held_back
-                and 0 < len(run) < self._fast_limit
+                and len(run) < self._fast_limit
                 and len(message) <= _FAST_SIZE
             ):
                 run.append(message)
@@ -156,56 +157,59 @@ class Outbox:
                 with self._lock:
                     if not _take_back(run, message):
                         return
-            self._put_locked(target, message, direct)
+            # Through the lock: a direct send, the start of a run, a large message, or a wait for room.
+            while True:
+                with self._lock:
+                    if (
+                        direct is not None
+                        and not self._open
+                        and not self._closed
+                        and not self._draining
+                        and not self._held_back
+                    ):
+                        clock = self._clock  # a local, not a method-style call: as fast as a global
+                        now = clock()
+                        quiet = now - self._quiet_since >= DIRECT_SEND_AFTER_QUIET_SECONDS
+                        self._quiet_since = now
+                        if quiet and direct.send_from_thread(message):
+                            return
+                    cost = len(message) + _ENTRY_COST
+                    queued = self._queued_bytes()
+                    # A single message larger than the whole bound goes in once the queue is empty.
+                    if (queued + cost <= self.max_queued or not queued) and not self._held_back:
+                        if target is not self._open_target:
+                            self._close_open_run()
+                            self._open_target = target
+                        self._open.append(message)
+                        self._open_counted += 1
+                        self._counted += cost
+                        self._fast_target = target
+                        self._set_fast_limit()
+                        if self._scheduled:
+                            return
+                        self._scheduled = True
+                        break
+                    if self._refusal is not None:
+                        raise OSError(self._refusal)
+                    # Full or paused: close the gate, make sure a drain is coming, and wait outside the lock.
+                    # A gate, not a mutex: no code runs holding it, and the reactor opens it (``_open_gate``) on
+                    # every drain, resume and refusal. A Ctrl-C after this line reaches the ``except`` below,
+                    # which makes a drain if anything is queued, so the gate cannot stay shut on a waiter.
+                    self._gate.acquire(False)
+                    wake = not self._is_empty() and not self._scheduled
+                    if wake:
+                        self._scheduled = True
+                if wake:
+                    self.call_from_thread(self._drain)
+                with self._gate:
+                    pass
+            self.call_from_thread(self._drain)
         except BaseException:
             # Interrupted (or refused) anywhere above: a message this call queued, or a wake-up it claimed, may
             # be left without its drain. Make one if anything waits: a drain too many finds nothing to do.
             if self._open or self._closed:
                 self.call_from_thread(self._drain)
             raise
-
-    def _put_locked(self, target: OutboxTarget, message: bytes, direct: DirectSender | None) -> None:
-        """``put`` through the lock: a direct send, the start of a run, a large message, or a wait for room."""
-        while True:
-            with self._lock:
-                if direct is not None and not self._draining and not self._held_back and self._is_empty():
-                    clock = self._clock  # a local, not a method-style call: as fast as a global
-                    now = clock()
-                    quiet = now - self._quiet_since >= DIRECT_SEND_AFTER_QUIET_SECONDS
-                    self._quiet_since = now
-                    if quiet and direct.send_from_thread(message):
-                        return
-                cost = len(message) + _ENTRY_COST
-                queued = self._queued_bytes()
-                # A single message larger than the whole bound goes in once the queue is empty.
-                if (queued + cost <= self.max_queued or not queued) and not self._held_back:
-                    if target is not self._open_target:
-                        self._close_open_run()
-                        self._open_target = target
-                    self._open.append(message)
-                    self._open_counted += 1
-                    self._counted += cost
-                    self._fast_target = target
-                    self._set_fast_limit()
-                    if self._scheduled:
-                        return
-                    self._scheduled = True
-                    break
-                if self._refusal is not None:
-                    raise OSError(self._refusal)
-                # Full or paused: close the gate, make sure a drain is coming, and wait outside the lock.
-                # A gate, not a mutex: no code runs holding it, and the reactor opens it (``_open_gate``) on
-                # every drain, resume and refusal. A Ctrl-C after this line reaches ``put``'s ``except``,
-                # which makes a drain if anything is queued, so the gate cannot stay shut on a waiter.
-                self._gate.acquire(False)
-                wake = not self._is_empty() and not self._scheduled
-                if wake:
-                    self._scheduled = True
-            if wake:
-                self.call_from_thread(self._drain)
-            with self._gate:
-                pass
-        self.call_from_thread(self._drain)
 
     def put_close(self, target: OutboxTarget, refuse: str | None = None) -> None:
         """Queue a close of ``target`` after what is queued for it; it never waits, so it reaches even a peer
