@@ -13,23 +13,28 @@ reply, a reading every few milliseconds), skips the queue: the sending thread wr
 if the link lets it (``DirectSender``), which saves waking the reactor thread. A burst is queued and batched.
 
 Mid-burst, a send takes no lock (the fast path): while the open run is for its target, holds something and has
-room, a small message is appended to it with one ``list.append``, which the GIL makes atomic. Everything else
-(the first message of a run, a new target, a large message, waiting, a close, a refusal) goes through the lock.
-The lock closes a run by putting a fresh list in its place, never by emptying it, and the drain takes a run's
-messages with one slice and deletes just those; so a sender that appended to a run just closed finds, under the
-lock, its message either taken (it goes out with the run) or still there (it takes it back and sends it again).
-A close is a run of its own after the run it ends, so nothing appended late can slip in behind it.
+room, a small message is appended to it with one ``list.append``, which the GIL makes atomic. The open run is
+one ``(target, messages)`` pair, read once, so a message can only join a run for its own target. Everything
+else (the first message of a run, a new target, a large message, waiting, a close, a refusal) goes through the
+lock. The lock ends a run by listing it with the closed runs and then putting a new pair in its place; the
+drain takes each run's messages with one slice and deletes just those (so it empties the open run in place).
+A sender that appended to a run just ended sees the pair replaced and looks under the lock: its message was
+either taken (it goes out with the run) or is still there (it takes it back and sends it again). A close is a
+run of its own after the run it ends, so nothing appended late can slip in behind it. None of this depends on
+where the interpreter switches threads, so a garbage collector's finalizer running mid-send changes nothing.
 
 Memory: a message the lock counts costs its length plus ``_ENTRY_COST``; one appended without the lock is
-counted as ``_FAST_COST`` (it is at most ``_FAST_SIZE`` bytes), a bound that holds without knowing its length.
+counted as ``_FAST_COST`` (it is at most ``_FAST_SIZE`` bytes). Each sending thread can overshoot the bound by
+one fast message (it tests the room, then appends).
 
-Ctrl-C: a ``KeyboardInterrupt`` may be raised in a sending thread (the main one) at any call or function entry.
-So every lock is taken with ``with``; each message goes into a run in one step that cannot be interrupted
-halfway (``list.append``); a run closed halfway is at worst listed twice, and the drain's slice takes each
-message once; and a sender that may have been interrupted between queueing and making the wake-up makes it on
-its way out (a second drain finds the queue empty and does nothing). A waiting sender waits on a gate (a lock
-the reactor releases) rather than on a ``Condition``, whose Python-level wait could be left half-done by an
-interrupt.
+Ctrl-C: a ``KeyboardInterrupt`` may be raised in a sending thread (the main one) at any function entry, after
+any call, or at a jump back. So every lock is taken with ``with``; each message goes into a run in one step that
+cannot be interrupted halfway (``list.append``); a run ended halfway is at worst listed twice, and the drain's
+slice takes each message once; and a sender interrupted after queueing or after claiming the wake-up makes a
+wake-up on its way out (a second drain finds the queue empty and does nothing). An interrupted refusing close
+leaves sends refused, perhaps with the close not queued: its caller saw the interrupt and may close again. A
+waiting sender waits on a gate (a lock the reactor releases) rather than on a ``Condition``, whose Python-level
+wait could be left half-done by an interrupt.
 """
 
 from __future__ import annotations
@@ -68,6 +73,10 @@ DIRECT_SEND_AFTER_QUIET_SECONDS: float = 50e-6
 OutboxTarget = HandoffTarget
 
 
+#: A run: the target, and the messages for it in order (or ``[CLOSE]``).
+_Run = tuple[OutboxTarget | None, list[Any]]
+
+
 def _take(run: list[Any]) -> list[Any]:
     """Remove and return what ``run`` holds now; a message appended meanwhile stays, at its end."""
     count = len(run)
@@ -104,15 +113,13 @@ class Outbox:
         #: Closed (locked) by a sender that must wait; opened by the reactor when there is room, the link
         #: resumes, or sends are refused. Waiting is ``with gate: pass``.
         self._gate = threading.Lock()
-        #: The open run: messages for ``_open_target``, in order. Replaced (never emptied) when it closes.
-        self._open: list[Any] = []
-        self._open_target: OutboxTarget | None = None
-        #: The target a send may append to without the lock: the open run's, or ``None`` while only the lock may.
-        self._fast_target: OutboxTarget | None = None
+        #: The open run: ``(target, messages)``, one object, so that a send never pairs one run's messages with
+        #: another's target. Replaced when it ends (the drain empties it in place); target ``None`` until a send.
+        self._open: _Run = (None, [])
         #: The open run's length up to which the fast path may append (the byte bound, in fast messages).
         self._fast_limit = 0
         #: Runs closed before the open one, in order: ``(target, messages)``, or ``(target, [CLOSE])``.
-        self._closed: list[tuple[OutboxTarget, list[Any]]] = []
+        self._closed: list[_Run] = []
         #: Bytes counted under the lock (closed runs, and the open run's first ``_open_counted`` messages'
         #: worth); the open run's other messages came by the fast path and count ``_FAST_COST`` each.
         self._counted = 0
@@ -139,16 +146,17 @@ class Outbox:
         the link drains, sends are refused, or the service ends (which resumes every waiter).
         """
         try:
-            run = self._open  # read before the target: a run that closes after this is caught below
+            open_run = self._open
+            run_target, run = open_run
             if (
                 run
-                and target is self._fast_target
+                and run_target is target
                 and not self._held_back
                 and len(run) < self._fast_limit
                 and len(message) <= _FAST_SIZE
             ):
                 run.append(message)
-                if self._open is run:
+                if self._open is open_run:
                     if not self._scheduled:
                         self._scheduled = True
                         self.call_from_thread(self._drain)
@@ -162,7 +170,7 @@ class Outbox:
                 with self._lock:
                     if (
                         direct is not None
-                        and not self._open
+                        and not self._open[1]
                         and not self._closed
                         and not self._draining
                         and not self._held_back
@@ -177,13 +185,11 @@ class Outbox:
                     queued = self._queued_bytes()
                     # A single message larger than the whole bound goes in once the queue is empty.
                     if (queued + cost <= self.max_queued or not queued) and not self._held_back:
-                        if target is not self._open_target:
-                            self._close_open_run()
-                            self._open_target = target
-                        self._open.append(message)
+                        if target is not self._open[0]:
+                            self._close_open_run(target)
+                        self._open[1].append(message)
                         self._open_counted += 1
                         self._counted += cost
-                        self._fast_target = target
                         self._set_fast_limit()
                         if self._scheduled:
                             return
@@ -206,8 +212,9 @@ class Outbox:
             self.call_from_thread(self._drain)
         except BaseException:
             # Interrupted (or refused) anywhere above: a message this call queued, or a wake-up it claimed, may
-            # be left without its drain. Make one if anything waits: a drain too many finds nothing to do.
-            if self._open or self._closed:
+            # be left without its drain (even with nothing queued: a drain may have taken what this call added
+            # before it claimed the wake-up). Make one: a drain too many finds nothing to do.
+            if self._scheduled or not self._is_empty():
                 self.call_from_thread(self._drain)
             raise
 
@@ -222,7 +229,7 @@ class Outbox:
                     wake = True
                 if refuse is not None:
                     self._refuse_locked(refuse)
-                self._close_open_run()
+                self._close_open_run(None)
                 self._closed.append((target, [CLOSE]))
                 self._counted += _ENTRY_COST
                 self._set_fast_limit()
@@ -236,29 +243,28 @@ class Outbox:
     # Under the lock.
 
     def _is_empty(self) -> bool:
-        return not self._open and not self._closed
+        return not self._open[1] and not self._closed
 
     def _queued_bytes(self) -> int:
-        fast = len(self._open) - self._open_counted
+        fast = len(self._open[1]) - self._open_counted
         return self._counted + (_FAST_COST * fast if fast > 0 else 0)
 
     def _set_fast_limit(self) -> None:
         room = self.max_queued - self._counted
         self._fast_limit = (room // _FAST_COST if room > 0 else 0) + self._open_counted
 
-    def _close_open_run(self) -> None:
-        """End the open run: the fast path is shut first, the run listed, then replaced by a fresh list. Stopped
-        halfway, the run may be listed twice or stay open as well; the drain's slices take each message once."""
-        self._fast_target = None
+    def _close_open_run(self, target: OutboxTarget | None) -> None:
+        """End the open run and open one for ``target``. The run is listed before it is replaced, even empty, so
+        a message appended to it until then is taken with it, and one appended after finds it replaced and is
+        taken back. Stopped halfway, the run may be listed twice or stay open as well; the drain's slices take
+        each message once."""
         run = self._open
-        fast = len(run) - self._open_counted
+        fast = len(run[1]) - self._open_counted
         self._counted += _FAST_COST * fast if fast > 0 else 0
-        if run and self._open_target is not None:
-            self._closed.append((self._open_target, run))
-        # Replaced even when empty: a sender that appended to it after this finds it gone, and takes back.
-        self._open = []
+        if run[0] is not None:
+            self._closed.append(run)
+        self._open = (target, [])
         self._open_counted = 0
-        self._open_target = None
 
     # The reactor thread's side.
 
@@ -312,9 +318,11 @@ class Outbox:
         with self._lock:
             self._scheduled = False  # before taking: a message appended after the take then makes a wake-up
             closed, self._closed = self._closed, []
-            runs = [(run_target, _take(run)) for run_target, run in closed]
-            target = self._open_target
-            messages = _take(self._open)
+            runs = [
+                (run_target, taken) for run_target, run in closed if run_target is not None and (taken := _take(run))
+            ]
+            target, run = self._open
+            messages = _take(run)
             self._counted = 0
             self._open_counted = 0
             self._set_fast_limit()
@@ -332,8 +340,6 @@ class Outbox:
                 if messages and target is not None:
                     runs.append((target, messages))
                 for run_target, run in runs:
-                    if not run:
-                        continue
                     if run[0] is CLOSE:
                         _deliver(run_target.close_now)
                     else:

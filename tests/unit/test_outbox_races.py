@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import pytest
@@ -139,33 +139,52 @@ def test_a_close_with_refusal_racing_senders_delivers_exactly_what_they_were_tol
     assert all(count == 50 for count in refused)
 
 
-#: Where CPython (3.11, 3.12) looks for a pending signal and so can raise ``KeyboardInterrupt``: on entering a
-#: function (``RESUME``), and right after a call returns or a loop jumps back.
-_CHECKS_AFTER = frozenset({"CALL", "CALL_FUNCTION_EX", "JUMP_BACKWARD"})
+#: Where CPython 3.11 looks for a pending signal and so can raise ``KeyboardInterrupt``: on entering a function
+#: (its ``RESUME``, seen here as the trace's call event), and after a call returns or a jump goes back.
+_CHECKS_AFTER = frozenset(
+    {
+        "CALL",
+        "CALL_FUNCTION_EX",
+        "JUMP_BACKWARD",
+        "POP_JUMP_BACKWARD_IF_FALSE",
+        "POP_JUMP_BACKWARD_IF_TRUE",
+        "POP_JUMP_BACKWARD_IF_NONE",
+        "POP_JUMP_BACKWARD_IF_NOT_NONE",
+    }
+)
 
 
-class Interrupt:
-    """Raises ``KeyboardInterrupt`` at the ``at``-th point of the outbox's code, while installed, where the
-    interpreter could deliver one: each function entry, and each instruction after a call or a jump back."""
+class Tracer:
+    """Stops the calling thread at the points of the outbox's code (and of ``also``, the test's own stand-in for
+    ``call_from_thread``) where something could come in, while installed, and hands each to ``at_point``.
 
-    def __init__(self, at: int) -> None:
-        self.at = at
+    A signal comes in only where CPython checks for one (``_CHECKS_AFTER``, and a function's entry). Another
+    thread may run at any instruction: an allocation can start the garbage collector, whose finalizers are
+    Python code that can let another thread have the interpreter."""
+
+    every_instruction = False
+
+    def __init__(self, also: tuple[CodeType, ...] = ()) -> None:
+        self.also = also
         self.seen = 0
-        self.fired = False
         self._previous: dict[FrameType, str] = {}
 
-    def __enter__(self) -> Interrupt:
+    def __enter__(self) -> Tracer:
         sys.settrace(self._call)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         sys.settrace(None)
 
+    def at_point(self, signal_check: bool) -> None:
+        """Called at each point; raising here raises in the traced code."""
+
     def _call(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if frame.f_code.co_filename != outbox_module.__file__:
+        if frame.f_code.co_filename != outbox_module.__file__ and frame.f_code not in self.also:
             return None
         frame.f_trace_opcodes = True
         frame.f_trace_lines = False
+        self.at_point(True)  # the function's entry (its RESUME, which makes no opcode event of its own)
         return self._opcode
 
     def _opcode(self, frame: FrameType, event: str, arg: Any) -> Any:
@@ -174,12 +193,34 @@ class Interrupt:
         name = dis.opname[frame.f_code.co_code[frame.f_lasti]]
         previous = self._previous.get(frame)
         self._previous[frame] = name
-        if name == "RESUME" or previous in _CHECKS_AFTER:
-            self.seen += 1
-            if self.seen == self.at:
-                self.fired = True
-                raise KeyboardInterrupt
+        signal_check = previous in _CHECKS_AFTER
+        if signal_check or self.every_instruction:
+            self.at_point(signal_check)
         return self._opcode
+
+
+class Interrupt(Tracer):
+    """Raises ``KeyboardInterrupt`` at the ``at``-th point where a signal could come in."""
+
+    def __init__(self, at: int, also: tuple[CodeType, ...] = ()) -> None:
+        super().__init__(also)
+        self.at = at
+        self.fired = False
+
+    def at_point(self, signal_check: bool) -> None:
+        self.seen += 1
+        if self.seen == self.at:
+            self.fired = True
+            raise KeyboardInterrupt
+
+
+def waker(wakeups: list[Callable[[], None]]) -> Callable[[Callable[[], None]], None]:
+    """A ``call_from_thread`` in Python, as the real one is: a signal can come in at its entry, before it queues."""
+
+    def call_from_thread(function: Callable[[], None]) -> None:
+        wakeups.append(function)
+
+    return call_from_thread
 
 
 #: One thread's calls: a burst to a (the fast path after the first), a change of target, a drain, a close of
@@ -207,7 +248,8 @@ def interrupted_run(step: int, at: int) -> tuple[bool, dict[str, list[bytes]], l
     Returns whether the interrupt fired, what each target got, what the calls accepted (returned from), and
     what is uncertain (the interrupted call's message)."""
     wakeups: list[Callable[[], None]] = []
-    outbox = Outbox(wakeups.append)
+    wake = waker(wakeups)
+    outbox = Outbox(wake)
     targets = {name: Target(name) for name in "ab"}
     accepted: list[bytes] = []
     uncertain: set[bytes] = set()
@@ -217,7 +259,7 @@ def interrupted_run(step: int, at: int) -> tuple[bool, dict[str, list[bytes]], l
             while wakeups:
                 wakeups.pop(0)()
             continue
-        interrupt = Interrupt(at if index == step else 0)
+        interrupt = Interrupt(at if index == step else 0, also=(wake.__code__,))
         try:
             with interrupt:
                 if kind == "put":
@@ -278,32 +320,60 @@ def test_an_interrupt_at_any_bytecode_of_a_call_loses_nothing_accepted_and_leave
                 close_at = accepted.index(closes[0])
                 before = {m for m in accepted[:close_at] if m.startswith(name.encode())}
                 assert before <= set(messages[:index]), f"sent after its close: {messages} (step {step}, bytecode {at})"
+        if b"close a" in accepted:
+            assert b"a8" not in accepted, f"accepted after a refusing close (step {step}, bytecode {at})"
         at += 1
 
 
-class Meddle(Interrupt):
-    """At the ``at``-th point where the interpreter could switch threads, runs ``action`` in another thread and
-    waits for it (briefly: where this thread holds the outbox's lock, the action finishes once it lets go)."""
+class Meddle(Tracer):
+    """At the ``at``-th instruction, runs ``action`` in another thread and waits for it (briefly: where this thread
+    holds the outbox's lock, the action finishes once it lets go). With ``then``, also raises
+    ``KeyboardInterrupt`` at the ``then``-th point after that where a signal could come in."""
 
-    def __init__(self, at: int, action: Callable[[], None]) -> None:
-        super().__init__(at)
+    every_instruction = True
+
+    def __init__(self, at: int, action: Callable[[], None], then: int = 0, also: tuple[CodeType, ...] = ()) -> None:
+        super().__init__(also)
+        self.at = at
         self.action = action
+        self.then = then
+        self.fired = False
+        self.interrupted = False
         self.thread: threading.Thread | None = None
+        self.threads: list[threading.Thread] = []
+        self._checks_after = 0
+        #: A second action, at a later instruction (``then_meddle``).
+        self.second_at = 0
+        self.second_action: Callable[[], None] = lambda: None
+        self.second_fired = False
 
-    def _opcode(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if event != "opcode":
-            return self._opcode
-        name = dis.opname[frame.f_code.co_code[frame.f_lasti]]
-        previous = self._previous.get(frame)
-        self._previous[frame] = name
-        if name == "RESUME" or previous in _CHECKS_AFTER:
-            self.seen += 1
-            if self.seen == self.at:
-                self.fired = True
-                self.thread = threading.Thread(target=self.action, daemon=True)
-                self.thread.start()
-                self.thread.join(0.02)
-        return self._opcode
+    def then_meddle(self, at: int, action: Callable[[], None]) -> None:
+        """Also run ``action`` in another thread at instruction ``at`` (after the first)."""
+        self.second_at = at
+        self.second_action = action
+
+    def at_point(self, signal_check: bool) -> None:
+        self.seen += 1
+        if self.seen == self.at:
+            self.fired = True
+            self.thread = threading.Thread(target=self.action, daemon=True)
+            self.threads.append(self.thread)
+            self.thread.start()
+            self.thread.join(0.002)
+        elif self.seen == self.second_at:
+            self.second_fired = True
+            assert self.thread is not None
+            if self.thread.is_alive():
+                return  # the first action waits for this thread's lock: no second one while it does
+            self.thread = threading.Thread(target=self.second_action, daemon=True)
+            self.threads.append(self.thread)
+            self.thread.start()
+            self.thread.join(0.002)
+        elif self.fired and self.then and signal_check:
+            self._checks_after += 1
+            if self._checks_after == self.then:
+                self.interrupted = True
+                raise KeyboardInterrupt
 
 
 #: The calls the two threads make: a send to the target whose run is open (the fast path), a send to the other
@@ -321,14 +391,20 @@ CALLS = [
 ]
 
 
-def meddled_run(traced: str, meddling: str, at: int) -> bool:
-    """Make the ``traced`` call, stopped at its ``at``-th point while another thread makes the ``meddling`` one;
-    check what arrived. Returns whether the ``at``-th point was reached."""
+def meddled_run(
+    traced: str, meddling: str, at: int, then: int = 0, second: tuple[int, str] | None = None
+) -> tuple[bool, bool, bool]:
+    """Make the ``traced`` call, stopped at its ``at``-th instruction while another thread makes the ``meddling``
+    one (and, with ``then``, interrupted at the ``then``-th point after); then send once more. Only the wake-ups
+    the outbox asked for drain it: a lost wake-up leaves messages behind. Returns whether the meddling and the
+    interrupt happened, and the second meddling (``second``: at which instruction, and what)."""
     wakeups: list[Callable[[], None]] = []
-    outbox = Outbox(wakeups.append)
+    wake = waker(wakeups)
+    outbox = Outbox(wake)
     targets = {"mine": Target("mine"), "other": Target("other")}
     outbox.put(targets["mine"], b"mine 0")  # the open run: a send to it takes the fast path
     accepted = [b"mine 0"]
+    uncertain: set[bytes] = set()
 
     def drain() -> None:
         while wakeups:
@@ -348,32 +424,157 @@ def meddled_run(traced: str, meddling: str, at: int) -> bool:
                 outbox.put(targets[kind[5:]], message)
             except OSError:
                 return
+            except KeyboardInterrupt:
+                uncertain.add(message)
+                return
             accepted.append(message)
 
-    meddle = Meddle(at, lambda: call(meddling, 2))
+    meddle = Meddle(at, lambda: call(meddling, 2), then=then, also=(wake.__code__,))
+    if second is not None:
+        meddle.then_meddle(second[0], lambda: call(second[1], 4))
     with meddle:
         call(traced, 1)
-    if meddle.thread is not None:
-        meddle.thread.join(WAIT)
-        assert not meddle.thread.is_alive()
+    for thread in meddle.threads:
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    made = [traced, *(meddling.split("+") if meddle.fired else [])]
+    made += second[1].split("+") if second is not None and meddle.second_fired else []
+    closes = made.count("close-mine")
+    if not closes:
+        call("send-mine", 3)  # after all that, a send still goes out
     drain()
-    where = f"({traced}, {meddling} at {at})"
+    where = f"({traced}, {meddling} at {at}, then {then})"
     for name, target in targets.items():
-        sent = [m for m in target.got if m != CLOSED]
+        sent = [m for m in target.got if m != CLOSED and m not in uncertain]
         assert sorted(sent) == sorted(m for m in accepted if m.startswith(name.encode())), f"{target.got} {where}"
+        assert len(set(target.got) - {CLOSED}) == len(target.got) - target.got.count(CLOSED), f"twice {where}"
     mine = targets["mine"].got
-    closes = [traced, *(meddling.split("+") if meddle.fired else [])].count("close-mine")
     assert mine.count(CLOSED) == closes and (not closes or mine[-1] == CLOSED), f"{mine} {where}"
     assert mine[0] == b"mine 0", f"{mine} {where}"
-    return meddle.fired
+    return meddle.fired, meddle.interrupted, meddle.second_fired
 
 
-@pytest.mark.parametrize("meddling", CALLS)
-@pytest.mark.parametrize("traced", ["send-mine", "send-other", "close-mine"])
+@pytest.mark.parametrize(
+    ("traced", "meddling"),
+    [
+        (traced, meddling)
+        for traced in ["send-mine", "send-other", "close-mine", "drain"]
+        for meddling in CALLS
+        if not (traced == "drain" and "drain" in meddling)  # drains run in the reactor thread only: one at a time
+    ],
+)
 def test_another_thread_acting_at_any_point_of_a_call_loses_misroutes_and_duplicates_nothing(
     traced: str, meddling: str
 ) -> None:
     at = 1
-    while meddled_run(traced, meddling, at):
+    while meddled_run(traced, meddling, at)[0]:
         at += 1
-        assert at < 500, "the call never finished"
+        assert at < 2000, "the call never finished"
+
+
+@pytest.mark.parametrize("meddling", ["drain", "send-other+drain"])
+def test_a_send_interrupted_after_another_thread_acted_leaves_no_wake_up_lost(meddling: str) -> None:
+    """A drain that takes a fast send's message before the send claims its wake-up, then Ctrl-C in that claim:
+    the next send must still wake the reactor."""
+    at = 1
+    while True:
+        then = 1
+        while True:
+            fired, interrupted, _ = meddled_run("send-mine", meddling, at, then)
+            if not interrupted:
+                break
+            then += 1
+        if not fired:
+            break
+        at += 1
+        assert at < 2000, "the call never finished"
+
+
+@pytest.mark.parametrize("first", ["send-other", "close-mine"])
+@pytest.mark.parametrize("traced", ["send-mine", "send-other"])
+def test_a_send_stopped_twice_while_other_threads_change_the_run_and_drain_loses_and_misroutes_nothing(
+    traced: str, first: str
+) -> None:
+    """Two other threads' calls land at any two instructions of the lock-free part of one send: the first
+    changes the open run, the second drains (so a message appended to a run that closed under it may already be
+    gone). Past the first ``LOCK_FREE`` instructions a send holds the lock, where one meddling is enough."""
+    for at in range(1, LOCK_FREE):
+        for second in range(at + 1, at + LOCK_FREE):
+            if not meddled_run(traced, first, at, second=(second, "drain"))[2]:
+                break  # the call ended before the second point
+
+
+#: More instructions than a send runs before it takes the lock, or appends and returns.
+LOCK_FREE = 40
+
+
+class Pause(Tracer):
+    """Holds the traced thread at its ``at``-th instruction until ``go`` is set."""
+
+    every_instruction = True
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+        self.paused = threading.Event()
+        self.go = threading.Event()
+
+    def at_point(self, signal_check: bool) -> None:
+        self.seen += 1
+        if self.seen == self.at:
+            self.paused.set()
+            self.go.wait(WAIT)
+
+
+def paused_send_run(paused_at: int, resumed_at: int) -> tuple[bool, bool]:
+    """A send to the open run is held at its ``paused_at``-th instruction; the reactor drains; another thread's
+    send to another target is stopped at its ``resumed_at``-th instruction while the held send goes on. Returns
+    whether the send was held (it had that many instructions) and the other was stopped."""
+    wakeups: list[Callable[[], None]] = []
+    outbox = Outbox(wakeups.append)
+    mine, other = Target("mine"), Target("other")
+    outbox.put(mine, b"mine 0")
+    outbox.put(mine, b"mine 1")  # the open run holds two: the held send takes the fast path
+    accepted = [b"mine 0", b"mine 1"]
+    pause = Pause(paused_at)
+
+    def held_send() -> None:
+        with pause:
+            outbox.put(mine, b"mine 2")
+        accepted.append(b"mine 2")
+
+    held = threading.Thread(target=held_send, daemon=True)
+    held.start()
+    if not pause.paused.wait(1.0):
+        held.join(WAIT)
+        return False, False  # the send ended before that instruction
+    while wakeups:
+        wakeups.pop(0)()  # the reactor drains while the send is held: the open run is empty now
+
+    def resume() -> None:
+        pause.go.set()
+        held.join(0.002)
+
+    meddle = Meddle(resumed_at, resume)
+    with meddle:
+        outbox.put(other, b"other 0")
+    pause.go.set()
+    held.join(WAIT)
+    assert not held.is_alive()
+    while wakeups:
+        wakeups.pop(0)()
+    where = f"(held at {paused_at}, the other stopped at {resumed_at})"
+    assert mine.got == [m for m in accepted if m.startswith(b"mine")], f"{mine.got} {where}"
+    assert other.got == [b"other 0"], f"{other.got} {where}"
+    return True, meddle.fired
+
+
+def test_a_send_held_while_the_reactor_drains_and_another_thread_ends_the_run_is_never_lost() -> None:
+    """The open run, emptied by a drain, ends while a send that saw it holding messages appends to it."""
+    for paused_at in range(1, LOCK_FREE):  # the held send's lock-free part, and a little of what follows
+        if not paused_send_run(paused_at, 1)[0]:
+            break
+        resumed_at = 2
+        while paused_send_run(paused_at, resumed_at)[1]:
+            resumed_at += 1
+            assert resumed_at < 2000, "the other send never finished"
