@@ -378,7 +378,8 @@ class Meddle(Tracer):
 
 #: The calls the two threads make: a send to the target whose run is open (the fast path), a send to the other
 #: target (which ends that run), a drain (the reactor's), a close of the open run's target that refuses what
-#: follows, and either of those two before or after a drain (a late send may then find its run emptied, or gone).
+#: follows, either of those two before or after a drain (a late send may then find its run emptied, or gone), and
+#: a refusal without a close, alone or before a drain.
 CALLS = [
     "send-mine",
     "send-other",
@@ -388,6 +389,8 @@ CALLS = [
     "close-mine+drain",
     "drain+send-other",
     "drain+close-mine",
+    "refuse",
+    "refuse+drain",
 ]
 
 
@@ -418,6 +421,8 @@ def meddled_run(
             drain()
         elif kind == "close-mine":
             outbox.put_close(targets["mine"], refuse="closed")
+        elif kind == "refuse":
+            outbox.refuse("refused")  # as when a link is lost: what was accepted still goes to the target
         else:
             message = b"%s %d" % (kind[5:].encode(), number)
             try:
@@ -441,6 +446,7 @@ def meddled_run(
     made += second[1].split("+") if second is not None and meddle.second_fired else []
     closes = made.count("close-mine")
     if not closes:
+        outbox.accept()
         call("send-mine", 3)  # after all that, a send still goes out
     drain()
     where = f"({traced}, {meddling} at {at}, then {then})"
