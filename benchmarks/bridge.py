@@ -275,7 +275,8 @@ def outage(broker: Broker, queue_bytes: int, outage_bytes: int, size: int) -> di
     daemon = Daemon(broker, 1, queue_bytes)
     try:
         reader = socket.create_connection(("127.0.0.1", daemon.port))  # drains the relay, so only the queue grows
-        warm = benchlib.payloads(1000, size)
+        # Within the bridge's queue: a burst larger than it would lose its oldest messages while QoS 1 waits.
+        warm = benchlib.payloads(min(1000, queue_bytes // (2 * size)), size)
         sub = Subscriber(broker, "leads/bench/up", 1)
         writer = send_all(daemon.port, warm)
         received = 0
