@@ -29,6 +29,8 @@ class Latch:
 
     def open(self) -> None:
         """Let every waiter through, now and from now on; calling it again does nothing."""
+        if self._open:
+            return  # already open for good: no need for the guard
         with self._guard:
             if not self._open:
                 self._open = True

@@ -33,8 +33,8 @@ cannot be interrupted halfway (``list.append``); a run ended halfway is at worst
 slice takes each message once; and a sender interrupted after queueing or after claiming the wake-up makes a
 wake-up on its way out (a second drain finds the queue empty and does nothing). An interrupted refusing close
 leaves sends refused, perhaps with the close not queued: its caller saw the interrupt and may close again. A
-waiting sender waits on a gate (a lock the reactor releases) rather than on a ``Condition``, whose Python-level
-wait could be left half-done by an interrupt.
+waiting sender waits at a gate (a ``Latch`` the reactor opens) rather than on a ``Condition``, whose
+Python-level wait could be left half-done by an interrupt.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from leads_twisted.comm.handoff import DirectSender, HandoffTarget
+from leads_twisted.comm.latch import Latch
 from leads_twisted.comm.write_batch import WriteBatch
 
 _log = Logger(namespace="leads_twisted.outbox")
@@ -110,9 +111,10 @@ class Outbox:
         self._write_batch: WriteBatch = write_batch if write_batch is not None else WriteBatch()
         self.max_queued: int = max_queued
         self._lock = threading.Lock()
-        #: Closed (locked) by a sender that must wait; opened by the reactor when there is room, the link
-        #: resumes, or sends are refused. Waiting is ``with gate: pass``.
-        self._gate = threading.Lock()
+        #: What a sender that must wait waits at: a fresh closed latch put here by the first such sender, opened
+        #: by the reactor when there is room, the link resumes, or sends are refused.
+        self._gate = Latch()
+        self._gate.open()
         #: The open run: ``(target, messages)``, one object, so that a send never pairs one run's messages with
         #: another's target. Replaced when it ends (the drain empties it in place); target ``None`` until a send.
         self._open: _Run = (None, [])
@@ -197,18 +199,18 @@ class Outbox:
                         break
                     if self._refusal is not None:
                         raise OSError(self._refusal)
-                    # Full or paused: close the gate, make sure a drain is coming, and wait outside the lock.
-                    # A gate, not a mutex: no code runs holding it, and the reactor opens it (``_open_gate``) on
-                    # every drain, resume and refusal. A Ctrl-C after this line reaches the ``except`` below,
-                    # which makes a drain if anything is queued, so the gate cannot stay shut on a waiter.
-                    self._gate.acquire(False)
+                    # Full or paused: close the gate, make sure a drain is coming, and wait outside the lock. The
+                    # reactor opens the gate on every drain, resume and refusal; a Ctrl-C after this reaches the
+                    # ``except`` below, which makes a drain if anything is queued, so no waiter stays shut in.
+                    if self._gate.is_open():
+                        self._gate = Latch()
+                    gate = self._gate
                     wake = not self._is_empty() and not self._scheduled
                     if wake:
                         self._scheduled = True
                 if wake:
                     self.call_from_thread(self._drain)
-                with self._gate:
-                    pass
+                gate.wait()
             self.call_from_thread(self._drain)
         except BaseException:
             # Interrupted (or refused) anywhere above: a message this call queued, or a wake-up it claimed, may
@@ -246,8 +248,12 @@ class Outbox:
         return not self._open[1] and not self._closed
 
     def _queued_bytes(self) -> int:
+        return self._counted + self._open_fast_bytes()
+
+    def _open_fast_bytes(self) -> int:
+        """What the open run's messages that came by the fast path count for."""
         fast = len(self._open[1]) - self._open_counted
-        return self._counted + (_FAST_COST * fast if fast > 0 else 0)
+        return _FAST_COST * fast if fast > 0 else 0
 
     def _set_fast_limit(self) -> None:
         room = self.max_queued - self._counted
@@ -259,8 +265,7 @@ class Outbox:
         taken back. Stopped halfway, the run may be listed twice or stay open as well; the drain's slices take
         each message once."""
         run = self._open
-        fast = len(run[1]) - self._open_counted
-        self._counted += _FAST_COST * fast if fast > 0 else 0
+        self._counted += self._open_fast_bytes()
         if run[0] is not None:
             self._closed.append(run)
         self._open = (target, [])
@@ -283,7 +288,7 @@ class Outbox:
         with self._lock:
             self._paused = False
             self._held_back = self._refusal is not None
-            self._open_gate()
+            self._gate.open()
 
     def refuse(self, reason: str) -> None:
         """Refuse every send from now on with ``OSError(reason)``, waiting senders included, until ``accept``."""
@@ -307,11 +312,7 @@ class Outbox:
     def _refuse_locked(self, reason: str) -> None:
         self._refusal = reason
         self._held_back = True
-        self._open_gate()
-
-    def _open_gate(self) -> None:
-        if self._gate.locked():
-            self._gate.release()
+        self._gate.open()
 
     def _drain(self) -> None:
         """Deliver everything queued so far, in order: one write per link, at the end of the batch."""
@@ -327,7 +328,7 @@ class Outbox:
             self._open_counted = 0
             self._set_fast_limit()
             if not self._held_back:
-                self._open_gate()
+                self._gate.open()
             if not messages and not runs:
                 return
             self._draining = True

@@ -339,13 +339,19 @@ class Meddle(Tracer):
         self.then = then
         self.fired = False
         self.interrupted = False
-        self.thread: threading.Thread | None = None
         self.threads: list[threading.Thread] = []
         self._checks_after = 0
         #: A second action, at a later instruction (``then_meddle``).
         self.second_at = 0
         self.second_action: Callable[[], None] = lambda: None
         self.second_fired = False
+
+    def _beside(self, action: Callable[[], None]) -> None:
+        """Run ``action`` in another thread; let it finish unless it needs the lock this thread holds."""
+        thread = threading.Thread(target=action, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+        thread.join(0.002)  # a bound, not a wait for an event: a finished action ends it at once
 
     def then_meddle(self, at: int, action: Callable[[], None]) -> None:
         """Also run ``action`` in another thread at instruction ``at`` (after the first)."""
@@ -356,19 +362,11 @@ class Meddle(Tracer):
         self.seen += 1
         if self.seen == self.at:
             self.fired = True
-            self.thread = threading.Thread(target=self.action, daemon=True)
-            self.threads.append(self.thread)
-            self.thread.start()
-            self.thread.join(0.002)
+            self._beside(self.action)
         elif self.seen == self.second_at:
             self.second_fired = True
-            assert self.thread is not None
-            if self.thread.is_alive():
-                return  # the first action waits for this thread's lock: no second one while it does
-            self.thread = threading.Thread(target=self.second_action, daemon=True)
-            self.threads.append(self.thread)
-            self.thread.start()
-            self.thread.join(0.002)
+            if not self.threads[-1].is_alive():  # else the first action waits for this thread's lock: no second
+                self._beside(self.second_action)
         elif self.fired and self.then and signal_check:
             self._checks_after += 1
             if self._checks_after == self.then:
